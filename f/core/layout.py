@@ -1,0 +1,80 @@
+"""Where everything lives in the store: one prefix per matter, one sub-prefix per document."""
+
+from dataclasses import dataclass
+
+from f.core.ids import check_id
+
+ROOT = "matters"
+
+
+@dataclass(frozen=True)
+class MatterPaths:
+    matter_id: str
+
+    def __post_init__(self) -> None:
+        check_id(self.matter_id, "matter id")
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}/{self.matter_id}/"
+
+    @property
+    def rollup(self) -> str:
+        return f"{self.prefix}rollup.json"
+
+    @property
+    def failure(self) -> str:
+        return f"{self.prefix}failure.json"
+
+    def doc(self, doc_id: str) -> "DocPaths":
+        return DocPaths(self.matter_id, doc_id)
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.prefix) and ".." not in path.split("/")
+
+
+@dataclass(frozen=True)
+class DocPaths:
+    matter_id: str
+    doc_id: str
+
+    def __post_init__(self) -> None:
+        check_id(self.matter_id, "matter id")
+        check_id(self.doc_id, "document id")
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}/{self.matter_id}/{self.doc_id}/"
+
+    @property
+    def source(self) -> str:
+        return f"{self.prefix}source.pdf"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.prefix}manifest.json"
+
+    def page(self, n: int) -> str:
+        return f"{self.prefix}pages/{n:05d}.json"
+
+    @property
+    def chunk_plan(self) -> str:
+        return f"{self.prefix}chunks.json"
+
+    def chunk(self, chunk_id: str) -> str:
+        return f"{self.prefix}chunks/{check_id(chunk_id, 'chunk id')}.json"
+
+    def extraction(self, chunk_id: str, call_hash: str) -> str:
+        return f"{self.prefix}extractions/{check_id(chunk_id, 'chunk id')}/{check_id(call_hash, 'hash')}.json"
+
+    @property
+    def merged(self) -> str:
+        return f"{self.prefix}merged.json"
+
+    @property
+    def result(self) -> str:
+        return f"{self.prefix}result.json"
+
+    @property
+    def failure(self) -> str:
+        return f"{self.prefix}failure.json"

@@ -1,0 +1,67 @@
+"""Ingest: register a source blob. Validate it, hash it, count pages, find the text layer, write the manifest."""
+
+import asyncio
+import hashlib
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from f.core.layout import DocPaths
+from f.core.models import Manifest
+from f.core.storage import BlobStore, NotFound
+from f.pdf.inspect import BadDocument, inspect_pdf
+
+STAGE_VERSION = "ingest-v1"
+
+
+class IngestSummary(BaseModel):
+    doc_id: str
+    source_name: str
+    pages: int
+    text_pages: int
+    scanned_pages: list[int]
+    sha256: str
+    manifest: str
+    skipped: bool
+
+
+def summarize(manifest: Manifest, doc: DocPaths, skipped: bool) -> IngestSummary:
+    return IngestSummary(
+        doc_id=manifest.doc_id, source_name=manifest.source_name, pages=manifest.pages,
+        text_pages=sum(p.has_text_layer for p in manifest.page_info),
+        scanned_pages=[p.page for p in manifest.page_info if not p.has_text_layer][:200],
+        sha256=manifest.sha256, manifest=doc.manifest, skipped=skipped,
+    )
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+async def ingest(store: BlobStore, doc: DocPaths) -> IngestSummary:
+    try:
+        return summarize(await store.read_model(doc.manifest, Manifest), doc, skipped=True)
+    except NotFound:
+        pass
+    try:
+        source_name = (await store.metadata(doc.source)).get("source_name") or f"{doc.doc_id}.pdf"
+    except NotFound:
+        raise BadDocument(doc.doc_id, f"no source blob at {doc.source}") from None
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
+        await store.download_to(doc.source, tmp)
+        tmp.flush()
+        sha256, size = await asyncio.to_thread(_hash_file, Path(tmp.name))
+        info = await asyncio.to_thread(inspect_pdf, Path(tmp.name), doc_label=source_name)
+    manifest = Manifest(
+        matter_id=doc.matter_id, doc_id=doc.doc_id, source_name=source_name, source_path=doc.source,
+        sha256=sha256, size_bytes=size, pages=info.pages, page_info=info.page_info, stage_version=STAGE_VERSION,
+    )
+    if not await store.create_model(doc.manifest, manifest):
+        manifest = await store.read_model(doc.manifest, Manifest)
+    return summarize(manifest, doc, skipped=False)

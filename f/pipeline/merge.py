@@ -1,0 +1,47 @@
+"""Merge: the cached call records of every chunk become one candidate list per field."""
+
+import asyncio
+from collections import Counter
+
+from pydantic import BaseModel
+
+from f.core.layout import DocPaths
+from f.core.models import CallRecord, ChunkPlan, MergedRecord
+from f.core.storage import BlobStore
+from f.extraction.merge import tally
+
+
+class MergeSummary(BaseModel):
+    doc_id: str
+    merged: str
+    calls: int
+    fields_found: int
+
+
+async def read_calls(store: BlobStore, doc: DocPaths, limit: int = 16) -> list[CallRecord]:
+    plan = await store.read_model(doc.chunk_plan, ChunkPlan)
+    wanted = {c.chunk_id for c in plan.chunks}
+    names = [n for n in await store.list_names(f"{doc.prefix}extractions/") if n.split("/")[-2] in wanted]
+    gate = asyncio.Semaphore(limit)
+
+    async def one(name: str) -> CallRecord:
+        async with gate:
+            return await store.read_model(name, CallRecord)
+
+    return list(await asyncio.gather(*(one(n) for n in names)))
+
+
+async def merge(store: BlobStore, doc: DocPaths) -> MergeSummary:
+    """Always recomputed from the call records (cheap, no LLM), then written over the previous merge."""
+    records = await read_calls(store, doc)
+    tallies = tally(records)
+    merged = MergedRecord(
+        matter_id=doc.matter_id, doc_id=doc.doc_id, calls=len(records),
+        calls_failed=sum(r.output is None for r in records),
+        fields={name: t.ranked() for name, t in tallies.items()},
+        field_samples={name: t.samples for name, t in tallies.items()},
+        backends=dict(Counter(r.backend or "?" for r in records if r.output is not None)),
+    )
+    await store.put_model(doc.merged, merged)
+    return MergeSummary(doc_id=doc.doc_id, merged=doc.merged, calls=merged.calls,
+                        fields_found=sum(bool(c) for c in merged.fields.values()))
