@@ -57,11 +57,10 @@ async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: C
         return "cached"
     try:
         result = await client.complete_json(messages=build_messages(chunk), schema=ChunkExtraction,
-                                            max_tokens=MAX_TOKENS, avoid=set(used_backends))
+                                            max_tokens=MAX_TOKENS, spread=used_backends)
     except LLMCallFailed as e:
         log.warning("chunk %s sample %d failed: %s", chunk.chunk_id, sample, e)
         return "failed"
-    used_backends.add(result.backend)
     record = CallRecord(
         chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=PROMPT_VERSION,
         backend=result.backend, model=result.model, latency_s=round(result.latency_s, 3), attempts=result.attempts,

@@ -10,7 +10,9 @@ from pydantic import BaseModel
 from f.core.layout import DocPaths
 from f.core.models import Manifest
 from f.core.storage import BlobStore, NotFound
-from f.pdf.inspect import BadDocument, inspect_pdf
+from f.pdf.errors import BadDocument
+from f.pdf.inspect import inspect_pdf
+from f.pipeline.sources import source_name
 
 STAGE_VERSION = "ingest-v1"
 
@@ -49,17 +51,16 @@ async def ingest(store: BlobStore, doc: DocPaths) -> IngestSummary:
         return summarize(await store.read_model(doc.manifest, Manifest), doc, skipped=True)
     except NotFound:
         pass
-    try:
-        source_name = (await store.metadata(doc.source)).get("source_name") or f"{doc.doc_id}.pdf"
-    except NotFound:
-        raise BadDocument(doc.doc_id, f"no source blob at {doc.source}") from None
+    if not await store.exists(doc.source):
+        raise BadDocument(doc.doc_id, f"no source blob at {doc.source}")
+    name = await source_name(store, doc)
     with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
         await store.download_to(doc.source, tmp)
         tmp.flush()
         sha256, size = await asyncio.to_thread(_hash_file, Path(tmp.name))
-        info = await asyncio.to_thread(inspect_pdf, Path(tmp.name), doc_label=source_name)
+        info = await asyncio.to_thread(inspect_pdf, Path(tmp.name), doc_label=name)
     manifest = Manifest(
-        matter_id=doc.matter_id, doc_id=doc.doc_id, source_name=source_name, source_path=doc.source,
+        matter_id=doc.matter_id, doc_id=doc.doc_id, source_name=name, source_path=doc.source,
         sha256=sha256, size_bytes=size, pages=info.pages, page_info=info.page_info, stage_version=STAGE_VERSION,
     )
     if not await store.create_model(doc.manifest, manifest):

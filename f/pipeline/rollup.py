@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from f.core.layout import MatterPaths
 from f.core.models import DocumentResult, FailureRecord, utcnow
 from f.core.storage import BlobStore, NotFound
+from f.pipeline.sources import source_name
 
 MAX_ROWS_IN_SUMMARY = 40
 
@@ -49,8 +50,7 @@ async def _row(store: BlobStore, matter: MatterPaths, doc_id: str) -> DocumentRo
         pass
     try:
         f = await store.read_model(doc.failure, FailureRecord)
-        name = (await store.metadata(doc.source)).get("source_name", doc_id)
-        return DocumentRow(doc_id=doc_id, source_name=name, status="failed", error=f"{f.step}: {f.error}")
+        return DocumentRow(doc_id=doc_id, source_name=await source_name(store, doc), status="failed", error=f"{f.step}: {f.error}")
     except NotFound:
         return DocumentRow(doc_id=doc_id, source_name=doc_id, status="pending")
 
