@@ -5,6 +5,7 @@ resources/local/ stay the same whichever ports the services got.
 """
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from embedded.azurite import ROOT, start_azurite
 from f.core.storage import open_store
 
 PoolName = Literal["sim", "local-models", "none"]
-STATE = ROOT / ".state"
+STATE = Path(os.environ.get("MATTER_STATE_DIR") or ROOT / ".state")
 CONTAINER = "matters"
 BLOB_VARIABLE = "f/matter/blob_connection_string"
 

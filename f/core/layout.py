@@ -51,6 +51,11 @@ class DocPaths:
         return f"{self.prefix}source.pdf"
 
     @property
+    def converted(self) -> str:
+        """An image upload as a PDF of image-only pages, so later stages read one format."""
+        return f"{self.prefix}converted.pdf"
+
+    @property
     def manifest(self) -> str:
         return f"{self.prefix}manifest.json"
 

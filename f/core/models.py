@@ -31,6 +31,8 @@ class Manifest(Record):
     doc_id: str
     source_name: str = Field(description="the file name the user gave the document")
     source_path: str
+    pdf_path: str = Field(description="the PDF the pages are read from: the source, or its conversion from an image")
+    source_kind: str = "pdf"
     sha256: str
     size_bytes: int
     pages: int

@@ -121,6 +121,14 @@ class BlobStore:
         """Unconditional write, for records whose newest version simply wins (failure notes, rollups)."""
         await self._container.upload_blob(self._writable(path), data, overwrite=True)
 
+    async def delete(self, path: str) -> bool:
+        """False when there was nothing to delete."""
+        try:
+            await self._container.delete_blob(self._writable(path))
+            return True
+        except ResourceNotFoundError:
+            return False
+
     async def create_model(self, path: str, record: BaseModel) -> bool:
         return await self.create(path, record.model_dump_json())
 

@@ -50,6 +50,7 @@ async def score(store: BlobStore, doc: DocPaths) -> ScoreSummary:
         word_confidence=word_confidence(pages), pages=manifest.pages, llm_calls=merged.calls,
     )
     await store.put_model(doc.result, result)
+    await store.delete(doc.failure)  # an earlier run's failure no longer describes the document
     return ScoreSummary(
         doc_id=doc.doc_id, source_name=manifest.source_name, document_type=document_type,
         confidence=result.confidence, needs_review=result.needs_review, reasons=reasons[:20],

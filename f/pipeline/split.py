@@ -39,7 +39,7 @@ async def write_pages(store: BlobStore, doc: DocPaths, manifest: Manifest) -> No
     ocr = {p.page for p in manifest.page_info if not p.has_text_layer}
     progress = Progress(f"split {doc.doc_id}", len(todo))
     with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
-        await store.download_to(doc.source, tmp)
+        await store.download_to(manifest.pdf_path, tmp)
         tmp.flush()
         writes: set[asyncio.Task[bool]] = set()
         async for page in read_pages(Path(tmp.name), todo, ocr & set(todo)):
