@@ -16,10 +16,11 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal, cast
 
 import pypdfium2 as pdfium
 from fpdf import FPDF
@@ -153,10 +154,12 @@ FORUMS = (
 )
 FIRMS = (("Hartwell & Pike LLP", "Hartwell", "hartwellpike.com"), ("Morrow Linden LLP", "Morrow", "morrowlinden.com"),
          ("Abernathy Quill LLP", "Abernathy", "abernathyquill.com"))
-OPPOSING_FIRMS = (("Stein & Calloway LLP", "Stein"), ("Whitfield Barrow LLP", "Whitfield"), ("Greer Ashdown LLP", "Greer"))
+OPPOSING_FIRMS = (("Stein & Calloway LLP", "Stein"), ("Whitfield Barrow LLP", "Whitfield"),
+                  ("Greer Ashdown LLP", "Greer"))
 CLIENTS = (
     ("Acme Robotics, Inc.", "Acme", "a Delaware corporation", "455 Harbor Point Drive", "Boston, Massachusetts 02210"),
-    ("Crestline Foods Corp.", "Crestline", "a Delaware corporation", "2800 Lakeshore Avenue", "Oakland, California 94606"),
+    ("Crestline Foods Corp.", "Crestline", "a Delaware corporation", "2800 Lakeshore Avenue",
+     "Oakland, California 94606"),
     ("Halvorsen Marine, Inc.", "Halvorsen", "a Washington corporation", "1900 Westlake Avenue North",
      "Seattle, Washington 98109"),
     ("Juniper Analytics LLC", "Juniper", "a Delaware limited liability company", "75 State Street, 9th Floor",
@@ -167,7 +170,8 @@ COUNTERPARTIES = (
      "Secaucus, New Jersey 07094", "warehousing, freight forwarding and order fulfillment services"),
     ("Titan Freight Systems, Inc.", "Titan", "an Illinois corporation", "8800 West Bryn Mawr Avenue",
      "Chicago, Illinois 60631", "national less-than-truckload freight and cross-docking services"),
-    ("Meridian Cloud Services LLC", "Meridian", "a Delaware limited liability company", "600 Congress Avenue, Suite 1700",
+    ("Meridian Cloud Services LLC", "Meridian", "a Delaware limited liability company",
+     "600 Congress Avenue, Suite 1700",
      "Austin, Texas 78701", "managed cloud hosting, monitoring and disaster recovery services"),
     ("Kestrel Manufacturing Corp.", "Kestrel", "an Ohio corporation", "4100 Industrial Parkway",
      "Cleveland, Ohio 44135", "contract manufacturing and component assembly services"),
@@ -279,7 +283,6 @@ class _Pdf(FPDF):
         self.header_text = ""
         self.marks: dict[str, int] = {}
         self.splits: list[str] = []
-        self.split_gaps: list[float] = []
         self._drawing_scan = False
         self.body_font: tuple[str, float] = ("Times", 11)
 
@@ -326,7 +329,7 @@ class _Pdf(FPDF):
         key = (text, self.body_font[0], style, size or self.body_font[1], self.LH)
         if key not in _HEIGHTS:  # fpdf2's line breaking is slow, and every pass measures the same paragraphs
             self.set_font(self.body_font[0], style, size or self.body_font[1])
-            _HEIGHTS[key] = float(self.multi_cell(0, self.LH, text, dry_run=True, output="HEIGHT"))
+            _HEIGHTS[key] = cast(float, self.multi_cell(0, self.LH, text, dry_run=True, output="HEIGHT"))
             self.set_font(self.body_font[0], "", self.body_font[1])
         return _HEIGHTS[key]
 
@@ -399,7 +402,6 @@ class _Pdf(FPDF):
             self._split(head, *split[1:])
 
     def _split(self, head: str, tail: str, field_name: str) -> None:
-        self.split_gaps.append(self.remaining() - self.height(head))
         self.multi_cell(0, self.LH, head, align="L", new_x="LMARGIN", new_y="NEXT")
         self.mark(field_name)
         self.splits.append(field_name)
@@ -460,54 +462,54 @@ def engagement_letter(pdf: _Pdf, m: Matter, rng: random.Random) -> Draft:
              "the rules of professional conduct, and we ask that you review it carefully.", keep=True,
              mark=("client_name", "counterparty"))
     clauses = [
-        f"Scope of Engagement. We will advise the Client on its rights and remedies in the Matter, including pre-suit "
+        (f"Scope of Engagement. We will advise the Client on its rights and remedies in the Matter, including pre-suit "
         f"correspondence, settlement negotiations and, if authorized by the Client, litigation against {o.short} in "
         "state or federal court. Our engagement does not extend to tax, insurance coverage or regulatory advice unless "
-        "we agree in writing to expand it.",
-        f"Staffing. {p.full} will be the partner responsible for the Matter and will be assisted by {a.full} and, "
+        "we agree in writing to expand it."),
+        (f"Staffing. {p.full} will be the partner responsible for the Matter and will be assisted by {a.full} and, "
         "where efficient, by other lawyers and paralegals of the Firm. We will staff the Matter leanly and consult you "
-        "before adding senior lawyers.",
-        "Fees. Our fees are based on the time recorded by our lawyers and paralegals at their standard hourly rates, "
+        "before adding senior lawyers."),
+        ("Fees. Our fees are based on the time recorded by our lawyers and paralegals at their standard hourly rates, "
         "currently $850 to $1,150 for partners, $495 to $760 for associates and $310 for paralegals. Rates are "
-        "reviewed each January and we will give you thirty days' notice of any change.",
-        f"Retainer. Before we begin substantive work we request an advance retainer of {money(m.retainer)}, which we "
+        "reviewed each January and we will give you thirty days' notice of any change."),
+        (f"Retainer. Before we begin substantive work we request an advance retainer of {money(m.retainer)}, which we "
         "will hold in our client trust account and apply to our final invoice in the Matter. Any unused portion will "
-        "be returned to the Client promptly at the end of the engagement.",
-        "Billing and Payment. We will send monthly invoices describing the services performed, the time spent and the "
+        "be returned to the Client promptly at the end of the engagement."),
+        ("Billing and Payment. We will send monthly invoices describing the services performed, the time spent and the "
         "disbursements incurred. Invoices are payable within thirty days of receipt. If an invoice remains unpaid for "
-        "more than sixty days we may, subject to our professional obligations, stop work.",
-        "Disbursements. We will charge at cost for court fees, experts, e-discovery hosting, travel and other "
+        "more than sixty days we may, subject to our professional obligations, stop work."),
+        ("Disbursements. We will charge at cost for court fees, experts, e-discovery hosting, travel and other "
         "third-party expenses. We will ask for the Client's approval before incurring any single expense above "
-        "$5,000 and may ask the Client to pay large invoices of vendors directly.",
-        f"Conflicts of Interest. We have searched our records for conflicts involving the Client, {o.name} and their "
+        "$5,000 and may ask the Client to pay large invoices of vendors directly."),
+        (f"Conflicts of Interest. We have searched our records for conflicts involving the Client, {o.name} and their "
         "known affiliates and found none. Please tell us promptly of any other party whose interests become relevant "
-        "to the Matter so that we can update our search.",
-        "Client Responsibilities. The Client will give us complete and accurate information, make its personnel "
+        "to the Matter so that we can update our search."),
+        ("Client Responsibilities. The Client will give us complete and accurate information, make its personnel "
         "available, and tell us promptly of any development that may affect the Matter, including any contact from "
-        "the other side or its counsel.",
-        "Confidentiality and Communications. We will keep the Client's information confidential. We may communicate "
+        "the other side or its counsel."),
+        ("Confidentiality and Communications. We will keep the Client's information confidential. We may communicate "
         "by unencrypted email and use secure cloud services to store documents; please tell us if you require other "
-        "arrangements for particularly sensitive material.",
-        "Litigation Hold. The Client should preserve all documents and electronic data that may relate to the "
+        "arrangements for particularly sensitive material."),
+        ("Litigation Hold. The Client should preserve all documents and electronic data that may relate to the "
         "Matter, including email, messaging, service reports and invoices, and suspend any routine deletion policies "
-        "that could affect them. We will send separate written instructions.",
-        "Outcome. We cannot promise any particular result. Any views we express about likely outcomes, costs or "
-        "timing are our professional judgment at the time and not guarantees.",
-        "Termination. The Client may end our engagement at any time by written notice. We may withdraw as permitted "
+        "that could affect them. We will send separate written instructions."),
+        ("Outcome. We cannot promise any particular result. Any views we express about likely outcomes, costs or "
+        "timing are our professional judgment at the time and not guarantees."),
+        ("Termination. The Client may end our engagement at any time by written notice. We may withdraw as permitted "
         "by the rules of professional conduct, including for non-payment. Fees and disbursements incurred up to the "
-        "date of termination remain payable.",
-        "Conclusion of Engagement. Unless ended earlier, our engagement will end when we send our final invoice in "
-        "the Matter. After that we will have no continuing duty to advise the Client about later changes in the law.",
-        "Record Retention. At the end of the engagement we will return the Client's original documents on request "
-        "and keep our files for seven years, after which they may be destroyed without further notice.",
-        "Entire Agreement. This letter is the entire agreement between the Client and the Firm about the engagement "
-        "and may be changed only in a writing signed by both.",
+        "date of termination remain payable."),
+        ("Conclusion of Engagement. Unless ended earlier, our engagement will end when we send our final invoice in "
+        "the Matter. After that we will have no continuing duty to advise the Client about later changes in the law."),
+        ("Record Retention. At the end of the engagement we will return the Client's original documents on request "
+        "and keep our files for seven years, after which they may be destroyed without further notice."),
+        ("Entire Agreement. This letter is the entire agreement between the Client and the Firm about the engagement "
+        "and may be changed only in a writing signed by both."),
     ]
     pdf.numbered(clauses, lambda k: f"{k}. ", min_before=7, split=(
-        "Governing Law and Disputes. This letter and our relationship with the Client are governed by the laws of the "
-        "State of",
-        f"{m.forum.state}, without regard to its conflict of laws rules. Any dispute about our fees will first be "
-        "submitted to the fee arbitration program of the local bar association.", "governing_law"))
+        ("Governing Law and Disputes. This letter and our relationship with the Client are governed by the laws of the "
+        "State of"),
+        (f"{m.forum.state}, without regard to its conflict of laws rules. Any dispute about our fees will first be "
+        "submitted to the fee arbitration program of the local bar association."), "governing_law"))
     pdf.para("If these terms are acceptable, please sign and return a copy of this letter together with the "
              "retainer. We appreciate the confidence you have placed in us and look forward to working with you.")
     pdf.lines(["Very truly yours,", f.name.upper(), "", f"By: /s/ {p.full}", f"{p.full}, Partner"], gap=8,
@@ -538,107 +540,107 @@ def contract(pdf: _Pdf, m: Matter, rng: random.Random) -> Draft:
              "THEREFORE, in consideration of the mutual covenants set out below, the Parties agree as follows:")
     articles: list[tuple[str, list[str]]] = [
         ("DEFINITIONS", [
-            '"Affiliate" means any entity that directly or indirectly controls, is controlled by, or is under common '
-            "control with a Party, where control means ownership of more than fifty percent of the voting interests.",
-            '"Confidential Information" means all non-public information disclosed by a Party, in any form, that is '
-            "marked confidential or that a reasonable person would understand to be confidential.",
-            '"Services" means the services described in each Statement of Work, together with any incidental '
-            "services reasonably required for their proper performance.",
-            '"Service Levels" means the performance standards set out in Schedule B, as amended from time to time '
-            "by written agreement of the Parties.",
-            '"Statement of Work" means a document in the form of Schedule C, signed by both Parties, that describes '
-            "particular Services, deliverables, milestones and fees."]),
+            ('"Affiliate" means any entity that directly or indirectly controls, is controlled by, or is under common '
+            "control with a Party, where control means ownership of more than fifty percent of the voting interests."),
+            ('"Confidential Information" means all non-public information disclosed by a Party, in any form, that is '
+            "marked confidential or that a reasonable person would understand to be confidential."),
+            ('"Services" means the services described in each Statement of Work, together with any incidental '
+            "services reasonably required for their proper performance."),
+            ('"Service Levels" means the performance standards set out in Schedule B, as amended from time to time '
+            "by written agreement of the Parties."),
+            ('"Statement of Work" means a document in the form of Schedule C, signed by both Parties, that describes '
+            "particular Services, deliverables, milestones and fees.")]),
         ("SERVICES", [
-            "Performance. Provider shall perform the Services in a professional and workmanlike manner, in "
-            "accordance with this Agreement, the applicable Statement of Work and the Service Levels.",
-            "Personnel. Provider shall assign qualified personnel to the Services and shall replace any person whom "
-            "Client reasonably considers unsuitable, at no additional cost to Client.",
-            "Subcontractors. Provider shall not subcontract any material part of the Services without Client's prior "
-            "written consent and remains responsible for the acts and omissions of its subcontractors.",
-            "Reporting. Provider shall deliver a written report within ten (10) business days after the end of each "
-            "calendar month showing its performance against each Service Level for that month."]),
+            ("Performance. Provider shall perform the Services in a professional and workmanlike manner, in "
+            "accordance with this Agreement, the applicable Statement of Work and the Service Levels."),
+            ("Personnel. Provider shall assign qualified personnel to the Services and shall replace any person whom "
+            "Client reasonably considers unsuitable, at no additional cost to Client."),
+            ("Subcontractors. Provider shall not subcontract any material part of the Services without Client's prior "
+            "written consent and remains responsible for the acts and omissions of its subcontractors."),
+            ("Reporting. Provider shall deliver a written report within ten (10) business days after the end of each "
+            "calendar month showing its performance against each Service Level for that month.")]),
         ("TERM AND TERMINATION", [
-            "Term. This Agreement begins on the Effective Date and continues for an initial term of three (3) years "
+            ("Term. This Agreement begins on the Effective Date and continues for an initial term of three (3) years "
             "(the \"Initial Term\"), after which it renews for successive one-year terms unless either Party gives "
-            "ninety (90) days' written notice of non-renewal.",
-            "Termination for Cause. Either Party may terminate this Agreement on written notice if the other Party "
-            "materially breaches it and fails to cure the breach within thirty (30) days after receiving notice.",
-            "Chronic Failure. Client may terminate this Agreement on written notice if Provider fails to meet the "
-            "same Service Level in any three (3) months within a rolling period of six (6) months.",
-            "Transition. On expiry or termination Provider shall, for up to ninety (90) days and at Client's request, "
-            "continue to perform the Services and cooperate in their orderly transfer to Client or its designee."]),
+            "ninety (90) days' written notice of non-renewal."),
+            ("Termination for Cause. Either Party may terminate this Agreement on written notice if the other Party "
+            "materially breaches it and fails to cure the breach within thirty (30) days after receiving notice."),
+            ("Chronic Failure. Client may terminate this Agreement on written notice if Provider fails to meet the "
+            "same Service Level in any three (3) months within a rolling period of six (6) months."),
+            ("Transition. On expiry or termination Provider shall, for up to ninety (90) days and at Client's request, "
+            "continue to perform the Services and cooperate in their orderly transfer to Client or its designee.")]),
         ("FEES AND PAYMENT", [
-            "Fees. Client shall pay Provider the fees set out in Schedule A and in each Statement of Work. The total "
+            ("Fees. Client shall pay Provider the fees set out in Schedule A and in each Statement of Work. The total "
             f"contract value under this Agreement shall not exceed {money(m.contract_value)} (the \"Contract Value\") "
-            "during the Initial Term, unless increased by a written amendment signed by both Parties.",
-            "Invoices. Provider shall invoice Client monthly in arrears. Client shall pay each undisputed invoice "
-            "within forty-five (45) days after receipt and may withhold any amount disputed in good faith.",
-            "Service Credits. If Provider fails to meet a Service Level, Provider shall credit Client the amount set "
-            "out in Schedule B. Service credits are a price adjustment and not an exclusive remedy.",
-            "Taxes. Fees exclude sales, use and similar taxes, which Client shall pay when properly invoiced. Each "
-            "Party is responsible for taxes on its own income."]),
+            "during the Initial Term, unless increased by a written amendment signed by both Parties."),
+            ("Invoices. Provider shall invoice Client monthly in arrears. Client shall pay each undisputed invoice "
+            "within forty-five (45) days after receipt and may withhold any amount disputed in good faith."),
+            ("Service Credits. If Provider fails to meet a Service Level, Provider shall credit Client the amount set "
+            "out in Schedule B. Service credits are a price adjustment and not an exclusive remedy."),
+            ("Taxes. Fees exclude sales, use and similar taxes, which Client shall pay when properly invoiced. Each "
+            "Party is responsible for taxes on its own income.")]),
         ("SERVICE LEVELS", [
-            "Standards. Provider shall meet or exceed each Service Level in every calendar month. Service Levels are "
+            ("Standards. Provider shall meet or exceed each Service Level in every calendar month. Service Levels are "
             "measured using Provider's systems of record, and Provider shall give Client read access to the underlying "
-            "data on request.",
-            "Root Cause Analysis. For each Service Level failure Provider shall, within fifteen (15) business days, "
-            "deliver a written root cause analysis and a corrective action plan reasonably acceptable to Client.",
-            "Exclusions. A failure is excused to the extent caused by Client's breach, by a Force Majeure event, or by "
-            "a change in volumes exceeding the forecast in the applicable Statement of Work by more than twenty-five "
-            "percent.",
-            "Review. The Parties shall review the Service Levels every six (6) months and may adjust them by written "
-            "agreement to reflect changes in Client's business."]),
+            "data on request."),
+            ("Root Cause Analysis. For each Service Level failure Provider shall, within fifteen (15) business days, "
+            "deliver a written root cause analysis and a corrective action plan reasonably acceptable to Client."),
+            ("Exclusions. A failure is excused to the extent caused by Client's breach, by a Force Majeure event, or "
+            "by a change in volumes exceeding the forecast in the applicable Statement of Work by more than "
+            "twenty-five percent."),
+            ("Review. The Parties shall review the Service Levels every six (6) months and may adjust them by written "
+            "agreement to reflect changes in Client's business.")]),
         ("CONFIDENTIALITY", [
-            "Obligations. Each Party shall protect the other Party's Confidential Information with at least "
-            "reasonable care and use it only to perform or receive the Services.",
-            "Exceptions. These obligations do not apply to information that is or becomes public without breach, was "
-            "lawfully known to the recipient beforehand, or is independently developed.",
-            "Compelled Disclosure. A Party may disclose Confidential Information as required by law if it gives the "
-            "other Party prompt notice and reasonable help to seek a protective order."]),
+            ("Obligations. Each Party shall protect the other Party's Confidential Information with at least "
+            "reasonable care and use it only to perform or receive the Services."),
+            ("Exceptions. These obligations do not apply to information that is or becomes public without breach, was "
+            "lawfully known to the recipient beforehand, or is independently developed."),
+            ("Compelled Disclosure. A Party may disclose Confidential Information as required by law if it gives the "
+            "other Party prompt notice and reasonable help to seek a protective order.")]),
         ("WARRANTIES AND INDEMNIFICATION", [
-            "Warranties. Each Party represents that it has full power to enter into this Agreement. Provider warrants "
-            "that the Services will conform to the applicable Statement of Work and the Service Levels.",
-            "Indemnification. Provider shall defend and indemnify Client and its Affiliates against third-party "
+            ("Warranties. Each Party represents that it has full power to enter into this Agreement. Provider warrants "
+            "that the Services will conform to the applicable Statement of Work and the Service Levels."),
+            ("Indemnification. Provider shall defend and indemnify Client and its Affiliates against third-party "
             "claims arising from Provider's negligence, wilful misconduct or breach of its confidentiality "
-            "obligations.",
-            "Limitation of Liability. Except for indemnification obligations and breaches of confidentiality, neither "
+            "obligations."),
+            ("Limitation of Liability. Except for indemnification obligations and breaches of confidentiality, neither "
             "Party is liable for indirect or consequential damages, and each Party's total liability is limited to "
-            "the fees paid in the twelve (12) months before the claim arose."]),
+            "the fees paid in the twelve (12) months before the claim arose.")]),
         ("DATA PROTECTION AND SECURITY", [
-            "Security Program. Provider shall maintain a written information security program with administrative, "
+            ("Security Program. Provider shall maintain a written information security program with administrative, "
             "technical and physical safeguards appropriate to the nature of Client data, consistent with recognized "
-            "industry standards.",
-            "Incidents. Provider shall notify Client without undue delay, and in any event within seventy-two (72) "
+            "industry standards."),
+            ("Incidents. Provider shall notify Client without undue delay, and in any event within seventy-two (72) "
             "hours, after becoming aware of any unauthorized access to Client data, and shall cooperate in the "
-            "investigation and remediation of the incident.",
-            "Personal Data. To the extent Provider processes personal data on behalf of Client, it shall do so only on "
-            "Client's documented instructions and in accordance with the data processing terms in Schedule D."]),
+            "investigation and remediation of the incident."),
+            ("Personal Data. To the extent Provider processes personal data on behalf of Client, it shall do so only "
+            "on Client's documented instructions and in accordance with the data processing terms in Schedule D.")]),
         ("DISPUTE RESOLUTION", [
-            "Escalation. The Parties shall first attempt to resolve any dispute through their relationship managers "
-            "and, failing resolution within fifteen (15) business days, through their senior executives.",
-            "Equitable Relief. Nothing in this Article prevents a Party from seeking injunctive or other equitable "
-            "relief to protect its Confidential Information or intellectual property."]),
+            ("Escalation. The Parties shall first attempt to resolve any dispute through their relationship managers "
+            "and, failing resolution within fifteen (15) business days, through their senior executives."),
+            ("Equitable Relief. Nothing in this Article prevents a Party from seeking injunctive or other equitable "
+            "relief to protect its Confidential Information or intellectual property.")]),
         ("INSURANCE AND COMPLIANCE", [
-            "Insurance. Provider shall maintain commercial general liability insurance of at least $2,000,000 per "
-            "occurrence and shall provide certificates of insurance on request.",
-            "Compliance with Laws. Each Party shall comply with all laws applicable to its performance of this "
-            "Agreement, including anti-corruption, export control and data protection laws."]),
+            ("Insurance. Provider shall maintain commercial general liability insurance of at least $2,000,000 per "
+            "occurrence and shall provide certificates of insurance on request."),
+            ("Compliance with Laws. Each Party shall comply with all laws applicable to its performance of this "
+            "Agreement, including anti-corruption, export control and data protection laws.")]),
     ]
     articles.insert(6, ("INTELLECTUAL PROPERTY", [
-            "Ownership. Client owns all deliverables created specifically for Client under a Statement of Work. "
+            ("Ownership. Client owns all deliverables created specifically for Client under a Statement of Work. "
             "Provider retains its pre-existing tools and know-how and grants Client a licence to use them with the "
-            "deliverables.",
-            "Data. All data provided by or generated for Client remains Client's property and shall be returned or "
-            "destroyed at Client's election on expiry or termination."]))
+            "deliverables."),
+            ("Data. All data provided by or generated for Client remains Client's property and shall be returned or "
+            "destroyed at Client's election on expiry or termination.")]))
     if rng.random() < 0.5:
         articles.insert(4, ("GOVERNANCE", [
-            "Relationship Managers. Each Party shall appoint a relationship manager with authority to make day-to-day "
-            "decisions about the Services and shall notify the other Party of any replacement.",
-            "Steering Committee. The relationship managers and one senior executive of each Party shall meet at least "
-            "quarterly to review performance, forecasts, open issues and planned changes to the Services.",
-            "Change Control. Either Party may request a change to the Services. No change is binding until documented "
+            ("Relationship Managers. Each Party shall appoint a relationship manager with authority to make day-to-day "
+            "decisions about the Services and shall notify the other Party of any replacement."),
+            ("Steering Committee. The relationship managers and one senior executive of each Party shall meet at least "
+            "quarterly to review performance, forecasts, open issues and planned changes to the Services."),
+            ("Change Control. Either Party may request a change to the Services. No change is binding until documented "
             "in a change order that states its effect on fees, Service Levels and timelines and is signed by both "
-            "Parties."]))
+            "Parties.")]))
     for n, (title, subs) in enumerate(articles, 1):
         pdf.heading(f"{n}. {title}")
         for k, text in enumerate(subs, 1):
@@ -646,49 +648,49 @@ def contract(pdf: _Pdf, m: Matter, rng: random.Random) -> Draft:
                      mark=("total_amount",) if (title == "FEES AND PAYMENT" and k == 1) else ())
     n = len(articles) + 1
     general = [
-        "Independent Contractors. The Parties are independent contractors and nothing in this Agreement creates a "
-        "partnership, joint venture or agency relationship between them.",
-        "Assignment. Neither Party may assign this Agreement without the other Party's prior written consent, "
-        "except to a successor to substantially all of its business that assumes this Agreement in writing.",
-        f"Notices. Notices must be in writing and delivered by hand, courier or email with confirmation to the "
-        f"addresses set out above, in the case of Client to the attention of its General Counsel.",
-        "Force Majeure. Neither Party is liable for delay caused by events beyond its reasonable control, provided "
-        "that it gives prompt notice and uses reasonable efforts to resume performance.",
-        "Waiver. No failure or delay in exercising a right operates as a waiver of it, and no single exercise of a "
-        "right precludes its further exercise.",
-        "Severability. If any provision is held invalid, the remaining provisions continue in full force and the "
-        "invalid provision is replaced by a valid provision closest to the Parties' intent.",
-        "Publicity. Neither Party shall use the other Party's name or marks in publicity without its prior written "
-        "consent.",
-        "Non-Solicitation. During the term and for twelve (12) months afterwards, neither Party shall solicit for "
-        "employment any employee of the other Party engaged in the Services.",
-        "Audit. Provider shall keep accurate records relating to the Services and the fees and shall allow Client "
-        "or its auditor to inspect them once per year on reasonable notice.",
-        "Third Parties. Except for indemnified persons, no person other than the Parties has any right to enforce "
-        "any term of this Agreement.",
-        "Further Assurances. Each Party shall sign such further documents and do such further acts as the other "
-        "Party reasonably requests to give full effect to this Agreement.",
-        "Order of Precedence. If this Agreement conflicts with a Statement of Work, this Agreement prevails unless the "
-        "Statement of Work expressly states that a specific provision of this Agreement is to be varied.",
-        "Interpretation. Headings are for convenience only. The words \"including\" and \"includes\" are deemed to "
-        "be followed by \"without limitation\", and no provision shall be construed against its drafter.",
-        "Cumulative Remedies. Except as expressly stated in this Agreement, the rights and remedies of each Party are "
-        "cumulative and in addition to any other rights and remedies available at law or in equity.",
-        "Survival. Provisions that by their nature should survive termination, including confidentiality, "
-        "indemnification and limitation of liability, survive it.",
-        "Counterparts. This Agreement may be signed in counterparts, including by electronic signature, each of "
-        "which is an original and all of which together are one instrument.",
-        "Amendment. This Agreement may be amended only by a written instrument that refers to it and is signed by "
-        "authorized representatives of both Parties.",
-        "Entire Agreement. This Agreement, with its Schedules and each Statement of Work, is the entire agreement of "
-        "the Parties about its subject matter and supersedes all prior agreements and understandings.",
+        ("Independent Contractors. The Parties are independent contractors and nothing in this Agreement creates a "
+        "partnership, joint venture or agency relationship between them."),
+        ("Assignment. Neither Party may assign this Agreement without the other Party's prior written consent, "
+        "except to a successor to substantially all of its business that assumes this Agreement in writing."),
+        ("Notices. Notices must be in writing and delivered by hand, courier or email with confirmation to the "
+        "addresses set out above, in the case of Client to the attention of its General Counsel."),
+        ("Force Majeure. Neither Party is liable for delay caused by events beyond its reasonable control, provided "
+        "that it gives prompt notice and uses reasonable efforts to resume performance."),
+        ("Waiver. No failure or delay in exercising a right operates as a waiver of it, and no single exercise of a "
+        "right precludes its further exercise."),
+        ("Severability. If any provision is held invalid, the remaining provisions continue in full force and the "
+        "invalid provision is replaced by a valid provision closest to the Parties' intent."),
+        ("Publicity. Neither Party shall use the other Party's name or marks in publicity without its prior written "
+        "consent."),
+        ("Non-Solicitation. During the term and for twelve (12) months afterwards, neither Party shall solicit for "
+        "employment any employee of the other Party engaged in the Services."),
+        ("Audit. Provider shall keep accurate records relating to the Services and the fees and shall allow Client "
+        "or its auditor to inspect them once per year on reasonable notice."),
+        ("Third Parties. Except for indemnified persons, no person other than the Parties has any right to enforce "
+        "any term of this Agreement."),
+        ("Further Assurances. Each Party shall sign such further documents and do such further acts as the other "
+        "Party reasonably requests to give full effect to this Agreement."),
+        ("Order of Precedence. If this Agreement conflicts with a Statement of Work, this Agreement prevails unless "
+        "the Statement of Work expressly states that a specific provision of this Agreement is to be varied."),
+        ("Interpretation. Headings are for convenience only. The words \"including\" and \"includes\" are deemed to "
+        "be followed by \"without limitation\", and no provision shall be construed against its drafter."),
+        ("Cumulative Remedies. Except as expressly stated in this Agreement, the rights and remedies of each Party are "
+        "cumulative and in addition to any other rights and remedies available at law or in equity."),
+        ("Survival. Provisions that by their nature should survive termination, including confidentiality, "
+        "indemnification and limitation of liability, survive it."),
+        ("Counterparts. This Agreement may be signed in counterparts, including by electronic signature, each of "
+        "which is an original and all of which together are one instrument."),
+        ("Amendment. This Agreement may be amended only by a written instrument that refers to it and is signed by "
+        "authorized representatives of both Parties."),
+        ("Entire Agreement. This Agreement, with its Schedules and each Statement of Work, is the entire agreement of "
+        "the Parties about its subject matter and supersedes all prior agreements and understandings."),
     ]
     pdf.heading(f"{n}. GENERAL PROVISIONS")
     pdf.numbered(general, lambda k: f"{n}.{k} ", min_before=1, split=(
-        "Governing Law; Jurisdiction. This Agreement shall be governed by and construed in accordance with the laws "
-        "of the State of",
-        f"{m.forum.state}, without giving effect to any choice or conflict of law provision. Each Party submits to "
-        f"the jurisdiction of the state and federal courts located in {m.forum.city}.", "governing_law"))
+        ("Governing Law; Jurisdiction. This Agreement shall be governed by and construed in accordance with the laws "
+        "of the State of"),
+        (f"{m.forum.state}, without giving effect to any choice or conflict of law provision. Each Party submits to "
+        f"the jurisdiction of the state and federal courts located in {m.forum.city}."), "governing_law"))
     pdf.add_page()
     pdf.para("IN WITNESS WHEREOF, the Parties have caused this Agreement to be executed by their duly authorized "
              "representatives as of the Effective Date.")
@@ -730,60 +732,60 @@ def court_filing(pdf: _Pdf, m: Matter, rng: random.Random) -> Draft:
              mark=("client_name", "counterparty"))
     sections: list[tuple[str, list[str]]] = [
         ("NATURE OF THE ACTION", [
-            f"This is an action for breach of contract. {o.short} promised, in a Master Services Agreement dated "
+            (f"This is an action for breach of contract. {o.short} promised, in a Master Services Agreement dated "
             f"{long_date(m.d_msa)} (the \"MSA\"), to provide {o.business} to {c.short} in accordance with agreed "
             f"service levels. For months {o.short} failed to meet those service levels, concealed the failures in its "
-            f"monthly reports, and then refused to credit {c.short} the amounts the MSA requires.",
-            f"{c.short} gave written notice of the breaches on {long_date(m.d_notice)}. {o.short} did not cure them. "
-            f"{c.short} now seeks damages, declaratory relief and its costs."]),
+            f"monthly reports, and then refused to credit {c.short} the amounts the MSA requires."),
+            (f"{c.short} gave written notice of the breaches on {long_date(m.d_notice)}. {o.short} did not cure them. "
+            f"{c.short} now seeks damages, declaratory relief and its costs.")]),
         ("THE PARTIES", [
             f"Plaintiff {c.short} is {c.entity} with its principal place of business in {c.city.rsplit(' ', 1)[0]}.",
-            f"Defendant {o.short} is {o.entity} with its principal place of business in {o.city.rsplit(' ', 1)[0]}. "
+            (f"Defendant {o.short} is {o.entity} with its principal place of business in {o.city.rsplit(' ', 1)[0]}. "
             f"On information and belief, none of {o.short}'s members or shareholders is a citizen of the state in "
-            f"which {c.short} is incorporated or has its principal place of business."]),
+            f"which {c.short} is incorporated or has its principal place of business.")]),
         ("JURISDICTION AND VENUE", [
-            "This Court has subject matter jurisdiction under 28 U.S.C. Section 1332(a) because the parties are "
+            ("This Court has subject matter jurisdiction under 28 U.S.C. Section 1332(a) because the parties are "
             "citizens of different States and the amount in controversy exceeds $75,000, exclusive of interest and "
-            "costs.",
-            f"Venue is proper in this District under 28 U.S.C. Section 1391(b) because a substantial part of the "
+            "costs."),
+            (f"Venue is proper in this District under 28 U.S.C. Section 1391(b) because a substantial part of the "
             f"events giving rise to the claims occurred here, and because the parties agreed in the MSA to the "
-            f"jurisdiction of the courts located in {fo.city}."]),
+            f"jurisdiction of the courts located in {fo.city}.")]),
         ("FACTUAL ALLEGATIONS", [
-            f"{c.short} relies on {o.business} to serve its customers. In the MSA, {o.short} agreed to perform those "
-            "services in accordance with the Service Levels set out in Schedule B to the MSA.",
-            f"Schedule B requires {o.short} to meet each Service Level in every calendar month and to credit "
+            (f"{c.short} relies on {o.business} to serve its customers. In the MSA, {o.short} agreed to perform those "
+            "services in accordance with the Service Levels set out in Schedule B to the MSA."),
+            (f"Schedule B requires {o.short} to meet each Service Level in every calendar month and to credit "
             f"{c.short} a specified amount for each failure. The MSA provides that service credits are a price "
-            "adjustment and not an exclusive remedy.",
-            f"Beginning in the first quarter after the Effective Date, {o.short} repeatedly failed to meet the "
+            "adjustment and not an exclusive remedy."),
+            (f"Beginning in the first quarter after the Effective Date, {o.short} repeatedly failed to meet the "
             "Service Levels. Its own monthly reports, once corrected for data it had omitted, show failures in at "
-            "least five of the first seven months of performance.",
-            f"Despite {c.short}'s repeated requests, {o.short} did not issue the required service credits, did not "
-            "deliver accurate monthly reports and did not present a remediation plan.",
-            f"On {long_date(m.d_notice)}, {c.short}'s counsel sent {o.short} a written notice of breach identifying "
+            "least five of the first seven months of performance."),
+            (f"Despite {c.short}'s repeated requests, {o.short} did not issue the required service credits, did not "
+            "deliver accurate monthly reports and did not present a remediation plan."),
+            (f"On {long_date(m.d_notice)}, {c.short}'s counsel sent {o.short} a written notice of breach identifying "
             f"the failures and demanding cure. {o.short}'s counsel responded on {long_date(m.d_reply)}, denying "
-            "liability and refusing to issue any credit.",
-            f"{c.short} thereafter retained an independent consultant to reconstruct {o.short}'s performance from raw "
+            "liability and refusing to issue any credit."),
+            (f"{c.short} thereafter retained an independent consultant to reconstruct {o.short}'s performance from raw "
             "system data. The consultant's analysis confirmed that the monthly reports overstated performance in "
-            "every month reviewed.",
+            "every month reviewed."),
             f"{o.short} also failed to deliver root cause analyses or corrective action plans for the failures, as the "
             "MSA requires, and did not give {c.short} the read access to its performance data that the MSA "
             "guarantees.".replace("{c.short}", c.short),
-            f"As a result of {o.short}'s failures, {c.short} incurred expedited shipping charges, customer "
-            "penalties and internal costs, and lost business from customers who experienced delays."]),
+            (f"As a result of {o.short}'s failures, {c.short} incurred expedited shipping charges, customer "
+            "penalties and internal costs, and lost business from customers who experienced delays.")]),
         ("FIRST CAUSE OF ACTION (Breach of Contract)", [
             f"{c.short} repeats and realleges each of the foregoing allegations as if fully set forth herein.",
-            f"The MSA is a valid and binding contract between {c.short} and {o.short}. {c.short} performed all of its "
-            "obligations under the MSA.",
-            f"{o.short} materially breached the MSA by failing to meet the Service Levels, failing to issue service "
-            f"credits and failing to deliver accurate reports. {c.short} has been damaged as a result."]),
+            (f"The MSA is a valid and binding contract between {c.short} and {o.short}. {c.short} performed all of its "
+            "obligations under the MSA."),
+            (f"{o.short} materially breached the MSA by failing to meet the Service Levels, failing to issue service "
+            f"credits and failing to deliver accurate reports. {c.short} has been damaged as a result.")]),
         ("SECOND CAUSE OF ACTION (Breach of the Implied Covenant of Good Faith and Fair Dealing)", [
             f"{c.short} repeats and realleges each of the foregoing allegations as if fully set forth herein.",
-            f"By omitting data from its monthly reports to conceal its failures, {o.short} deprived {c.short} of the "
-            "benefit of its bargain, in breach of the covenant of good faith and fair dealing implied in the MSA."]),
+            (f"By omitting data from its monthly reports to conceal its failures, {o.short} deprived {c.short} of the "
+            "benefit of its bargain, in breach of the covenant of good faith and fair dealing implied in the MSA.")]),
         ("THIRD CAUSE OF ACTION (Declaratory Judgment)", [
             f"{c.short} repeats and realleges each of the foregoing allegations as if fully set forth herein.",
-            f"An actual and justiciable controversy exists between the parties as to whether {o.short}'s repeated "
-            f"Service Level failures constitute a chronic failure entitling {c.short} to terminate the MSA for cause.",
+            (f"An actual and justiciable controversy exists between the parties as to whether {o.short}'s repeated "
+            f"Service Level failures constitute a chronic failure entitling {c.short} to terminate the MSA for cause."),
             f"{c.short} is entitled to a declaration that it may terminate the MSA for cause without liability for "
             "early termination fees, and that {o.short} must provide transition services on the terms of the "
             "MSA.".replace("{o.short}", o.short)]),
@@ -858,8 +860,10 @@ def invoice(pdf: _Pdf, m: Matter, rng: random.Random, *, injection: bool = True)
         entries.append((us_date(first + timedelta(days=offset)), who, rng.choice(TASKS), hours, rate,
                         round(hours * rate, 2)))
     services = round(sum(e[5] for e in entries), 2)
-    costs = [("Court filing fee", 405.00), ("Courier and overnight delivery", round(rng.randrange(4000, 12000) / 100, 2)),
-             ("Document hosting (monthly)", 350.00), ("Legal research databases", round(rng.randrange(9000, 40000) / 100, 2))]
+    costs = [("Court filing fee", 405.00),
+             ("Courier and overnight delivery", round(rng.randrange(4000, 12000) / 100, 2)),
+             ("Document hosting (monthly)", 350.00),
+             ("Legal research databases", round(rng.randrange(9000, 40000) / 100, 2))]
     disb = round(sum(v for _, v in costs), 2)
     total = round(services + disb, 2)
     pdf.para("PROFESSIONAL SERVICES", style="B", gap=1)
@@ -950,8 +954,8 @@ def reply_letter(pdf: _Pdf, m: Matter, rng: random.Random) -> Draft:
              f"monthly reports were prepared in accordance with the methodology the parties agreed during "
              f"onboarding, and the figures in your letter rely on data that {c.short} never provided to {o.short}.")
     pdf.para(f"Many of the alleged failures were caused by {c.short}'s own late forecasts and changes to order "
-             f"volumes, which the Service Levels expressly exclude. {o.short} raised these issues in writing on several "
-             "occasions, and we enclose that correspondence for your reference.")
+             f"volumes, which the Service Levels expressly exclude. {o.short} raised these issues in writing on "
+             "several occasions, and we enclose that correspondence for your reference.")
     pdf.para(f"In any event, the service credits are the sole measure of compensation for Service Level failures "
              f"during the first contract year, and {o.short} has at all times been willing to discuss a reconciliation "
              f"of the credits in good faith. {o.short} does not agree that it owes the amount claimed.")
@@ -997,8 +1001,8 @@ def degrade(img: Image.Image, level: ScanLevel, rng: random.Random) -> Image.Ima
     img = img.convert("L")
     w, h = img.size
     if d.scale < 1:
-        img = img.resize((int(w * d.scale), int(h * d.scale)), Image.Resampling.BILINEAR).resize((w, h),
-                                                                                                Image.Resampling.BILINEAR)
+        small = (int(w * d.scale), int(h * d.scale))
+        img = img.resize(small, Image.Resampling.BILINEAR).resize((w, h), Image.Resampling.BILINEAR)
     img = img.point(lambda v: v * d.paper // 255)
     img = img.rotate(rng.uniform(-d.angle, d.angle), resample=Image.Resampling.BICUBIC, fillcolor=d.paper)
     img = img.filter(ImageFilter.GaussianBlur(d.blur))
@@ -1072,7 +1076,7 @@ def check_truth(texts: list[str], truth: SampleTruth) -> list[str]:
 def _render(builder: Builder, m: Matter, seed: str, scans: dict[int, bytes], **kw: Any) -> tuple[bytes, _Pdf, Draft]:
     pdf = _Pdf(scans=scans)
     draft = builder(pdf, m, random.Random(seed), **kw)
-    pdf.set_creation_date(datetime.fromisoformat(draft.fields["document_date"]).replace(hour=9, tzinfo=timezone.utc))
+    pdf.set_creation_date(datetime.fromisoformat(draft.fields["document_date"]).replace(hour=9, tzinfo=UTC))
     return bytes(pdf.output()), pdf, draft
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -32,8 +33,8 @@ STATES = ("Alabama", "Alaska", "Arizona", "Arkansas", "California", "Colorado", 
 
 # ---------------------------------------------------------------- reading the message
 
-_PAGE = re.compile(r'<page number="(\d+)">\n(.*?)\n</page>', re.S)
-_CONTEXT = re.compile(r'<context page="(\d+)" position="(before|after)">\n(.*?)\n</context>', re.S)
+_PAGE = re.compile(r'<page number="(\d+)">\n(.*?)\n</page>', re.DOTALL)
+_CONTEXT = re.compile(r'<context page="(\d+)" position="(before|after)">\n(.*?)\n</context>', re.DOTALL)
 _PAGE_LINE = re.compile(r"(?i)\bpage\s+\d+\s+of\s+\d+")
 _INJECTION = re.compile(
     r"(?i)\b(?:ignore|disregard|forget)\b[^.\n]{0,40}\binstructions?\b"
@@ -54,7 +55,7 @@ class PageView:
     search: str  # clean body + the head of the next page
     body_len: int  # the page's text without its trailing footer lines; matches in `search` must start before it
 
-    def matches(self, pattern: re.Pattern[str]):  # type: ignore[no-untyped-def]
+    def matches(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
         """Matches that start on this page: in its body (running on into the next page), then in its footer."""
         for m in pattern.finditer(self.search):
             if m.start() >= self.body_len:
@@ -104,14 +105,15 @@ def read_chunk(user: str) -> list[PageView]:
 
 # ---------------------------------------------------------------- patterns
 
-_SUFFIX = r"(?i:Inc\.|Incorporated|LLC|L\.L\.C\.|LLP|L\.L\.P\.|Ltd\.|Corp\.|Corporation|Co\.|L\.P\.|PLC|plc|GmbH|N\.A\.)"
+_SUFFIX = r"(?i:Inc\.|Incorporated|LLC|L\.L\.C\.|LLP|L\.L\.P\.|Ltd\.|Corp\.|Corporation|Co\.|L\.P\.|PLC|GmbH|N\.A\.)"
 _ROLE = r"(?:Plaintiffs?|Defendants?|Client|Customer|Provider|Vendor|The|This|By|And|Dear|Re|Our|Your|We|Between)\b"
 _WORD = rf"(?!{_ROLE})(?:[A-Z][\w'-]*|&)"
 _GAP = r"(?:[ \t]+|[ \t]*\r?\n[ \t]*)"  # a space, or one line break
 NAME = rf"({_WORD}(?:{_GAP}{_WORD}){{0,5}}?,?{_GAP}{_SUFFIX})"
-PERSON = r"((?:[A-Z][a-z]+)(?:\s+[A-Z]\.)?\s+(?:(?:O'|Mc|Mac|De|Van\s)?[A-Z][a-z]+)(?:-[A-Z][a-z]+)?)"
-_MONTH = r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-DATE = rf"((?:{_MONTH})\s+\d{{1,2}}\s*,?\s*\d{{4}}|\d{{1,2}}/\d{{1,2}}/\d{{4}})"
+PERSON = r"((?:[A-Z][a-z]+)(?:\s+[A-Z]\.[\u2019'`]?)?\s+(?:(?:O'|Mc|Mac|De|Van\s)?[A-Z][a-z]+)(?:-[A-Z][a-z]+)?)"
+_MONTH = (r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+DATE = rf"((?:{_MONTH})[.'\u2019`]?\s+\d{{1,2}}\s*[,.;:]?\s*\d{{4}}|\d{{1,2}}/\d{{1,2}}/\d{{4}})"  # OCR: "May' 13,2024"
 AMOUNT = r"(?:USD\s*|US\$\s*|[$S]\s?)(\d{1,3}(?:,\d{3})+(?:\.\d{2})?|\d+(?:\.\d{2})?)\b"
 _TOKEN = r"((?=[A-Za-z0-9./_-]*\d)[A-Za-z0-9][A-Za-z0-9./_-]*[A-Za-z0-9])"
 _DESCRIBED = r"(?:,?\s+an?\s[^()\"\u201c]{0,250}?)?"  # ", a Delaware corporation with offices at ..."
@@ -131,15 +133,16 @@ PATTERNS: dict[str, list[re.Pattern[str]]] = {
                     _c(rf"(?i:on\s+behalf\s+of\s+(?:our|your)\s+client),?\s+{NAME}"),
                     _c(rf"(?i:client|bill\s+to)\s*:\s*{NAME}"),
                     _c(rf"\bPlaintiff\s+{NAME}")],
-    "counterparty": [_c(rf'{NAME}{_DESCRIBED}\s*\(\s*(?:the\s+)?["\u201c]?(?:Provider|Vendor|Supplier|Contractor|Defendant|Seller)\b'),
+    "counterparty": [_c(rf'{NAME}{_DESCRIBED}\s*\(\s*(?:the\s+)?["\u201c]?'
+                        r"(?:Provider|Vendor|Supplier|Contractor|Defendant|Seller)\b"),
                      _c(rf"\bDefendant\s+{NAME}"),
-                     _c(rf"(?i:we\s+represent)\s+{NAME}"),
+                     _c(rf"(?i:we\s+represent)[\s.]+{NAME}"),
                      _c(rf"(?i:(?:dispute|agreement|contract)\s+with)\s+{NAME}"),
                      _c(rf"(?i:payable\s+to|remit\s+(?:payment\s+)?to)\s*:?\s*{NAME}")],
     "document_date": [_c(rf"(?i:invoice\s+date|date\s+of\s+invoice)\s*:?\s*{DATE}"),
                       _c(rf"Dated:\s*(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)?\s+)?{DATE}"),
                       _c(rf"(?i:entered\s+into\s+as\s+of|dated\s+as\s+of|effective\s+as\s+of)\s+{DATE}"),
-                      _c(rf"(?m)^[ \t]*{DATE}[ \t]*\r?$")],
+                      _c(rf"(?m)^[^A-Za-z0-9\n]{{0,3}}{DATE}[^A-Za-z0-9\n]{{0,3}}\r?$")],  # a date line
     "total_amount": [_c(rf"(?i:total\s+(?:amount\s+)?(?:now\s+)?due|balance\s+due)[^$\d]{{0,40}}?{AMOUNT}"),
                      _c(rf"(?i:total\s+contract\s+value)[^$]{{0,80}}?{AMOUNT}"),
                      _c(rf"(?i:retainer(?:\s+deposit)?\s+of)\s+{AMOUNT}")],
@@ -157,12 +160,14 @@ DOC_TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("invoice", _c(r"(?i)\binvoice\s+(?:no\.?|number|date)\b")),
     ("engagement_letter", _c(r"(?i)\bengagement\s+letter\b|\bterms\s+of\s+(?:our|this)\s+engagement\b")),
     ("contract", _c(r"(?i)\bthis\s+(?:[a-z]+\s+){0,2}agreement\b|\bIN\s+WITNESS\s+WHEREOF\b|\bWHEREAS\b")),
-    ("correspondence", _c(r"(?im)^[ \t]*dear\s+(?:mr|ms|mrs|dr)\.?\s|^[ \t]*(?:sincerely|very\s+truly\s+yours),?")),
+    ("correspondence", _c(r"(?im)^[ \t]*dear\s+(?:mr|ms|mrs|dr)\.?\s|^[ \t]*(?:sincerely|very\s+truly\s+yours),?"
+                          r"|^[ \t]*(?:your|our)\s+(?:ref|file)\b|\bwe\s+(?:write|represent)\b")),
 ]
 _CLOSING = re.compile(r"(?im)^[ \t]*(?:sincerely|very truly yours|respectfully submitted|yours faithfully|"
                       r"best regards|in witness whereof)\b")
-_SIGNED = re.compile(rf"(?m)/s/\s*{PERSON}|^[ \t]*Name\s*:\s*{PERSON}")
-_LINE_PERSON = re.compile(rf"(?m)^[ \t]*{PERSON}(?:,\s*(?:Esq\.|Partner|[A-Z][a-z]+(?:\s[A-Z][a-z]+){{0,3}}))?[ \t]*\r?$")
+_SIGNED = re.compile(rf"(?m)/s[/il1|]\s*{PERSON}|^[^A-Za-z0-9\n]{{0,3}}Name\s*[:;]\s*{PERSON}")  # OCR: "/si", "_ Name;"
+_LINE_PERSON = re.compile(rf"(?m)^[^A-Za-z0-9\n]{{0,3}}{PERSON}(?:,\s*(?:Esq\.|[A-Z][a-z]+(?:\s[A-Z][a-z]+){{0,3}}))?"
+                          r"[^A-Za-z0-9\n]{0,3}\r?$")
 
 
 # ---------------------------------------------------------------- values
@@ -184,10 +189,11 @@ def _quote(view: PageView, start: int, end: int) -> str:
 
 
 def iso_date(text: str) -> str | None:
-    text = _squash(text).replace(" ,", ",")
+    """"April 5, 2024", "Apr. 5,2024", "04/05/2024" -> "2024-04-05"; None if it is not a real date."""
+    text = _squash(text)
     if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", text):
         month, day, year = int(m[1]), int(m[2]), int(m[3])
-    elif m := re.fullmatch(r"([A-Za-z]+)\.?\s+(\d{1,2}),?\s*(\d{4})", text):
+    elif m := re.fullmatch(r"([A-Za-z]+)[.'\u2019`]?\s+(\d{1,2})\s*[,.;:]?\s*(\d{4})", text):
         month = next((i + 1 for i, name in enumerate(MONTHS) if name.startswith(m[1].lower()[:3])), 0)
         day, year = int(m[2]), int(m[3])
     else:
@@ -233,19 +239,21 @@ def _document_type(views: list[PageView]) -> Hit | None:
 
 
 def _signatories(views: list[PageView]) -> Hit | None:
+    """Names signed "/s/", typed under "Name:", or on the first name line after a closing; page and quote are
+    those of the first page with any."""
+    names: list[str] = []
+    first: Hit | None = None
     for view in views:
         text = view.clean
         spans: list[tuple[int, int, str]] = [(m.start(), m.end(), m[1] or m[2]) for m in _SIGNED.finditer(text)]
-        for closing in _CLOSING.finditer(text):  # the first person-name line after a closing, unless signed /s/
+        for closing in _CLOSING.finditer(text):
             block = text[closing.end():closing.end() + 400]
-            if not _SIGNED.search(block):
-                if m := _LINE_PERSON.search(block):
-                    spans.append((closing.end() + m.start(1), closing.end() + m.end(1), m[1]))
-        names = list(dict.fromkeys(_squash(n) for _, _, n in sorted(spans)))
-        if names:
-            start, end = min(s for s, _, _ in spans), max(e for _, e, _ in spans)
-            return Hit(view.page, names, _quote(view, start, end))
-    return None
+            if not _SIGNED.search(block) and (m := _LINE_PERSON.search(block)):
+                spans.append((closing.end() + m.start(1), closing.end() + m.end(1), m[1]))
+        if spans and first is None:
+            first = Hit(view.page, [], _quote(view, min(s for s, _, _ in spans), max(e for _, e, _ in spans)))
+        names += [_squash(n) for _, _, n in sorted(spans)]
+    return Hit(first.page, list(dict.fromkeys(names)), first.quote) if first else None
 
 
 def extract(views: list[PageView]) -> dict[str, Hit | None]:
@@ -276,7 +284,7 @@ def _wrong_digit(s: str, rng: random.Random) -> str:
 
 def perturb(name: str, value: Any, rng: random.Random, text: str) -> Any:
     """A plausible misreading of `value`: a typo, a wrong digit, a neighbouring date, another name from the text."""
-    others = lambda pattern: [_squash(x) for x in re.findall(pattern, text) if _squash(x) != value]  # noqa: E731
+    others = lambda pattern: [_squash(x) for x in re.findall(pattern, text) if _squash(x) != value]
     if name == "document_type":
         return rng.choice([t for t in DOC_TYPES if t != value])
     if name == "document_date":
@@ -397,9 +405,9 @@ def answer(messages: list[dict[str, Any]], schema: dict[str, Any], rng: random.R
     found = extract(views)
     text = "\n".join(v.clean for v in views)
     out: dict[str, Any] = {}
-    for name in properties:
+    for name, sub in properties.items():
         if name not in core:
-            out[name] = minimal(properties[name], schema)
+            out[name] = minimal(sub, schema)
             continue
         hit = found.get(name)
         if hit is not None and wrong_rate and rng.random() < wrong_rate:

@@ -127,7 +127,7 @@ async def read_pages(
         for future in inflight:
             future.cancel()
         if own_pool:
-            executor.shutdown(wait=False, cancel_futures=True)
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 async def read_all_pages(

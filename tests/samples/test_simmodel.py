@@ -140,9 +140,9 @@ def test_wrong_rate_perturbs_plausibly(matter: list[SampleDoc], texts: dict[str,
 def test_response_format_wrappers() -> None:
     c = chunk(["INVOICE\nInvoice Date: 03/04/2024\nClient: Real Widgets LLC\n"], [1])
     direct = answer(build_messages(c), SCHEMA, random.Random(0))
-    wrapped = {"type": "json_schema", "json_schema": {"name": "ChunkExtraction", "strict": True, "schema": SCHEMA}}
-    assert answer(build_messages(c), wrapped, random.Random(0)) == direct
-    assert answer(build_messages(c), wrapped["json_schema"], random.Random(0)) == direct
+    spec: dict[str, Any] = {"name": "ChunkExtraction", "strict": True, "schema": SCHEMA}
+    assert answer(build_messages(c), {"type": "json_schema", "json_schema": spec}, random.Random(0)) == direct
+    assert answer(build_messages(c), spec, random.Random(0)) == direct
 
 
 class Inner(BaseModel):
@@ -167,4 +167,5 @@ def test_other_schemas_get_a_minimal_valid_object() -> None:
     partial = {"type": "object", "properties": {"client_name": SCHEMA["properties"]["client_name"],
                                                 "note": {"type": ["string", "null"]}}, "$defs": SCHEMA["$defs"]}
     got = answer(build_messages(c), partial, random.Random(0))
-    assert got["client_name"]["value"] == "Real Widgets LLC" and got["note"] is None and set(got) == {"client_name", "note"}
+    assert got["client_name"]["value"] == "Real Widgets LLC"
+    assert got["note"] is None and set(got) == {"client_name", "note"}
