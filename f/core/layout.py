@@ -59,6 +59,10 @@ class DocPaths:
     def manifest(self) -> str:
         return f"{self.prefix}manifest.json"
 
+    @property
+    def page_index(self) -> str:
+        return f"{self.prefix}pages.json"
+
     def page(self, n: int) -> str:
         return f"{self.prefix}pages/{n:05d}.json"
 

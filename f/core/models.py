@@ -138,6 +138,13 @@ class PageConfidence(Record):
     avg_word_confidence: float
 
 
+class PageIndex(Record):
+    """Written by split: every page's source and word statistics, without the words."""
+
+    doc_id: str
+    pages: list[PageConfidence]
+
+
 class WordConfidence(Record):
     document: float
     pages: list[PageConfidence]

@@ -39,12 +39,13 @@ def plan_chunks(texts: dict[int, str], chunk_pages: int, overlap_chars: int) -> 
         body = {p: texts[p] for p in pages}
         context_before = _tail(before, overlap_chars) if overlap_chars else ""
         context_after = _head(after, overlap_chars) if overlap_chars else ""
+        digest = content_hash(body, context_before, context_after)
         chunks.append(Chunk(
-            chunk_id=f"c{pages[0]:05d}",
+            chunk_id=f"c{pages[0]:05d}-{digest[:8]}",
             pages=pages,
             text_by_page=body,
             context_before=context_before,
             context_after=context_after,
-            content_hash=content_hash(body, context_before, context_after),
+            content_hash=digest,
         ))
     return chunks

@@ -21,11 +21,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 _TOKEN = re.compile(r"[\w$€£.,/-]+")
 
 
-def word_confidence(pages: list[PageText]) -> WordConfidence:
+def page_confidence(page: PageText) -> PageConfidence:
+    return PageConfidence(page=page.page, source=page.source, words=page.word_count,
+                          avg_word_confidence=round(page.avg_word_confidence, 4))
+
+
+def word_confidence(rows: list[PageConfidence]) -> WordConfidence:
     """Per page the mean word confidence; per document the mean weighted by words, with a floor, so that a
     near-empty page (OCR dropped its words) cannot look perfect."""
-    rows = [PageConfidence(page=p.page, source=p.source, words=p.word_count,
-                           avg_word_confidence=round(p.avg_word_confidence, 4)) for p in pages]
     weight = sum(max(r.words, WORD_FLOOR) for r in rows)
     weighted = sum(r.avg_word_confidence * r.words for r in rows)
     document = weighted / weight if weight else 0.0

@@ -11,6 +11,6 @@ class matter_store(TypedDict):
     container: str
 
 
-def main(store: matter_store, matter_id: str, doc_id: str) -> dict:
+def main(store: matter_store, matter_id: str, doc_id: str, k: int = 3) -> dict:
     doc = DocPaths(matter_id, doc_id)
-    return run_stage(lambda blob: merge(blob, doc), store, matter_id)
+    return run_stage(lambda blob: merge(blob, doc, k), store, matter_id)

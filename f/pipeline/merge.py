@@ -18,7 +18,8 @@ class MergeSummary(BaseModel):
     fields_found: int
 
 
-async def read_calls(store: BlobStore, doc: DocPaths, limit: int = 16) -> list[CallRecord]:
+async def read_calls(store: BlobStore, doc: DocPaths, k: int, limit: int = 16) -> list[CallRecord]:
+    """The call records of the current chunk plan's chunks, samples 0..k-1 (earlier runs may have made more)."""
     plan = await store.read_model(doc.chunk_plan, ChunkPlan)
     wanted = {c.chunk_id for c in plan.chunks}
     names = [n for n in await store.list_names(f"{doc.prefix}extractions/") if n.split("/")[-2] in wanted]
@@ -28,12 +29,13 @@ async def read_calls(store: BlobStore, doc: DocPaths, limit: int = 16) -> list[C
         async with gate:
             return await store.read_model(name, CallRecord)
 
-    return list(await asyncio.gather(*(one(n) for n in names)))
+    records = await asyncio.gather(*(one(n) for n in names))
+    return [r for r in records if r.sample < k]
 
 
-async def merge(store: BlobStore, doc: DocPaths) -> MergeSummary:
+async def merge(store: BlobStore, doc: DocPaths, k: int) -> MergeSummary:
     """Always recomputed from the call records (cheap, no LLM), then written over the previous merge."""
-    records = await read_calls(store, doc)
+    records = await read_calls(store, doc, k)
     tallies = tally(records)
     merged = MergedRecord(
         matter_id=doc.matter_id, doc_id=doc.doc_id, calls=len(records),

@@ -5,10 +5,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from f.core.layout import DocPaths
-from f.core.models import DocumentResult, Manifest, MergedRecord
+from f.core.models import DocumentResult, Manifest, MergedRecord, PageIndex, PageText
 from f.core.storage import BlobStore
 from f.extraction.score import REQUIRED, review_reasons, score_fields, word_confidence
-from f.pipeline.split import read_all_pages
 
 
 class FieldRow(BaseModel):
@@ -38,7 +37,10 @@ def _short(value: Any, limit: int = 120) -> Any:
 async def score(store: BlobStore, doc: DocPaths) -> ScoreSummary:
     manifest = await store.read_model(doc.manifest, Manifest)
     merged = await store.read_model(doc.merged, MergedRecord)
-    pages = await read_all_pages(store, doc, manifest.pages)
+    index = await store.read_model(doc.page_index, PageIndex)
+    cited = sorted({c.page for cands in merged.fields.values() for c in cands
+                    if c.page and 1 <= c.page <= manifest.pages})
+    pages = [await store.read_model(doc.page(n), PageText) for n in cited]
     fields = score_fields(merged, pages)
     document_type = fields["document_type"].value
     reasons = review_reasons(document_type, fields, merged)
@@ -47,7 +49,7 @@ async def score(store: BlobStore, doc: DocPaths) -> ScoreSummary:
     result = DocumentResult(
         matter_id=doc.matter_id, doc_id=doc.doc_id, source_name=manifest.source_name, document_type=document_type,
         fields=fields, confidence=round(confidence, 4), needs_review=bool(reasons), reasons=reasons,
-        word_confidence=word_confidence(pages), pages=manifest.pages, llm_calls=merged.calls,
+        word_confidence=word_confidence(index.pages), pages=manifest.pages, llm_calls=merged.calls,
     )
     await store.put_model(doc.result, result)
     await store.delete(doc.failure)  # an earlier run's failure no longer describes the document

@@ -1,18 +1,26 @@
-"""Split: per-page text with word boxes (OCR only where there is no text layer), then overlapping chunks."""
+"""Split: per-page text with word boxes (OCR only where there is no text layer), then overlapping chunks.
+
+Pages are streamed: each is written as soon as it is read, and only its text and word statistics stay in
+memory. A crashed split resumes at the first page not yet written. A chunk's id carries the hash of its
+content, so re-chunking with other settings never collides with earlier chunks or their cached calls.
+"""
 
 import asyncio
 import tempfile
+from collections.abc import Awaitable
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from f.core.layout import DocPaths
-from f.core.models import ChunkPlan, ChunkRef, Manifest, PageText
+from f.core.models import ChunkPlan, ChunkRef, Manifest, PageConfidence, PageIndex, PageText
 from f.core.progress import Progress
 from f.core.storage import BlobStore, NotFound
 from f.extraction.chunking import plan_chunks
-from f.extraction.score import word_confidence
+from f.extraction.score import page_confidence, word_confidence
 from f.pdf.pages import read_pages
+
+IO_LIMIT = 16
 
 
 class SplitSummary(BaseModel):
@@ -26,40 +34,73 @@ class SplitSummary(BaseModel):
     skipped: bool
 
 
-async def _missing_pages(store: BlobStore, doc: DocPaths, pages: int) -> list[int]:
-    done = set(await store.list_names(f"{doc.prefix}pages/"))
-    return [n for n in range(1, pages + 1) if doc.page(n) not in done]
+class PageTexts:
+    """Text and word statistics of every page, gathered while the page records are written or read."""
+
+    def __init__(self) -> None:
+        self.text: dict[int, str] = {}
+        self.stats: dict[int, PageConfidence] = {}
+
+    def add(self, page: PageText) -> None:
+        self.text[page.page] = page.text
+        self.stats[page.page] = page_confidence(page)
 
 
-async def write_pages(store: BlobStore, doc: DocPaths, manifest: Manifest) -> None:
-    """Write every page record that is not there yet: a crashed split resumes where it stopped."""
-    todo = await _missing_pages(store, doc, manifest.pages)
-    if not todo:
-        return
-    ocr = {p.page for p in manifest.page_info if not p.has_text_layer}
-    progress = Progress(f"split {doc.doc_id}", len(todo))
-    with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
-        await store.download_to(manifest.pdf_path, tmp)
-        tmp.flush()
-        writes: set[asyncio.Task[bool]] = set()
-        async for page in read_pages(Path(tmp.name), todo, ocr & set(todo)):
-            writes.add(asyncio.create_task(store.create_model(doc.page(page.page), page)))
-            if len(writes) >= 16:
-                done, writes = await asyncio.wait(writes, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
-            progress.advance()
-        await asyncio.gather(*writes)
+class WriteWindow:
+    """At most `limit` writes in flight; a failed write fails the stage."""
+
+    def __init__(self, limit: int = IO_LIMIT) -> None:
+        self.limit = limit
+        self.pending: set[asyncio.Future[object]] = set()
+
+    async def add(self, write: Awaitable[object]) -> None:
+        self.pending.add(asyncio.ensure_future(write))
+        if len(self.pending) >= self.limit:
+            done, self.pending = await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                finished.result()
+
+    async def drain(self) -> None:
+        await asyncio.gather(*self.pending)
+        self.pending = set()
 
 
-async def read_all_pages(store: BlobStore, doc: DocPaths, pages: int, limit: int = 16) -> list[PageText]:
-    gate = asyncio.Semaphore(limit)
+async def _read_written(store: BlobStore, doc: DocPaths, numbers: list[int], into: PageTexts) -> None:
+    gate = asyncio.Semaphore(IO_LIMIT)
 
-    async def one(n: int) -> PageText:
+    async def one(n: int) -> None:
         async with gate:
-            return await store.read_model(doc.page(n), PageText)
+            into.add(await store.read_model(doc.page(n), PageText))
 
-    return list(await asyncio.gather(*(one(n) for n in range(1, pages + 1))))
+    await asyncio.gather(*(one(n) for n in numbers))
+
+
+async def gather_pages(store: BlobStore, doc: DocPaths, manifest: Manifest) -> PageTexts:
+    """Write every page record that is not there yet, read back the others, and write the page index."""
+    written = set(await store.list_names(f"{doc.prefix}pages/"))
+    numbers = range(1, manifest.pages + 1)
+    todo = [n for n in numbers if doc.page(n) not in written]
+    pages = PageTexts()
+    await _read_written(store, doc, [n for n in numbers if doc.page(n) in written], pages)
+    if todo:
+        ocr = {p.page for p in manifest.page_info if not p.has_text_layer}
+        progress = Progress(f"split {doc.doc_id}", len(todo))
+        window = WriteWindow()
+        with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
+            await store.download_to(manifest.pdf_path, tmp)
+            tmp.flush()
+            async for page in read_pages(Path(tmp.name), todo, ocr & set(todo)):
+                pages.add(page)
+                progress.advance()
+                await window.add(store.create_model(doc.page(page.page), page))
+        await window.drain()
+    index = PageIndex(doc_id=doc.doc_id, pages=[pages.stats[n] for n in numbers])
+    await store.put_model(doc.page_index, index)
+    return pages
+
+
+def _same_settings(plan: ChunkPlan, chunk_pages: int, overlap_chars: int, batch_size: int) -> bool:
+    return (plan.chunk_pages, plan.overlap_chars, plan.batch_size) == (chunk_pages, overlap_chars, batch_size)
 
 
 async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_chars: int,
@@ -67,22 +108,26 @@ async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_ch
     manifest = await store.read_model(doc.manifest, Manifest)
     try:
         plan = await store.read_model(doc.chunk_plan, ChunkPlan)
-        skipped = True
+        index = await store.read_model(doc.page_index, PageIndex)
+        skipped = _same_settings(plan, chunk_pages, overlap_chars, batch_size)
     except NotFound:
         skipped = False
-        await write_pages(store, doc, manifest)
-    pages = await read_all_pages(store, doc, manifest.pages)
     if not skipped:
-        chunks = plan_chunks({p.page: p.text for p in pages}, chunk_pages, overlap_chars)
-        await asyncio.gather(*(store.create_model(doc.chunk(c.chunk_id), c) for c in chunks))
-        plan = ChunkPlan(doc_id=doc.doc_id, chunk_pages=chunk_pages, overlap_chars=overlap_chars, batch_size=batch_size,
+        pages = await gather_pages(store, doc, manifest)
+        chunks = plan_chunks(pages.text, chunk_pages, overlap_chars)
+        window = WriteWindow()
+        for chunk in chunks:
+            await window.add(store.create_model(doc.chunk(chunk.chunk_id), chunk))
+        await window.drain()
+        plan = ChunkPlan(doc_id=doc.doc_id, chunk_pages=chunk_pages, overlap_chars=overlap_chars,
+                         batch_size=batch_size,
                          chunks=[ChunkRef(chunk_id=c.chunk_id, pages=c.pages, content_hash=c.content_hash)
                                  for c in chunks])
-        if not await store.create_model(doc.chunk_plan, plan):
-            plan = await store.read_model(doc.chunk_plan, ChunkPlan)
-    words = word_confidence(pages)
+        await store.put_model(doc.chunk_plan, plan)
+        index = PageIndex(doc_id=doc.doc_id, pages=list(pages.stats.values()))
+    words = word_confidence(sorted(index.pages, key=lambda p: p.page))
     return SplitSummary(
-        doc_id=doc.doc_id, pages=manifest.pages, ocr_pages=sum(p.source == "ocr" for p in pages),
+        doc_id=doc.doc_id, pages=manifest.pages, ocr_pages=sum(p.source == "ocr" for p in index.pages),
         chunks=len(plan.chunks), batches=list(range(plan.batch_count)),
         avg_word_confidence=words.document, low_confidence_pages=words.low_pages[:50], skipped=skipped,
     )

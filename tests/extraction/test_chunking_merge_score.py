@@ -2,7 +2,7 @@ from f.core.models import CallRecord, MergedRecord, PageText, Word
 from f.extraction.chunking import plan_chunks
 from f.extraction.merge import normalize, tally
 from f.extraction.prompt import build_messages
-from f.extraction.score import review_reasons, score_fields, word_confidence
+from f.extraction.score import page_confidence, review_reasons, score_fields, word_confidence
 
 
 def page(n: int, text: str, conf: float = 1.0, source: str = "text_layer") -> PageText:
@@ -66,6 +66,6 @@ def test_agreement_grounding_and_ocr_confidence_drive_the_score():
 def test_document_word_confidence_is_weighted_by_words_with_a_floor():
     near_empty = page(2, "Total", conf=0.95, source="ocr")
     full = page(1, " ".join(["word"] * 300), conf=1.0)
-    wc = word_confidence([full, near_empty])
+    wc = word_confidence([page_confidence(full), page_confidence(near_empty)])
     assert wc.document < 0.9
     assert 2 in wc.low_pages and 1 not in wc.low_pages

@@ -33,7 +33,7 @@ async def run_document(store, pool, sample, k=3):
     ingested = small(await ingest(store, doc))
     split_ = small(await split(store, doc, chunk_pages=2, overlap_chars=400, batch_size=2))
     extracted = [small(await extract(store, pool, doc, batch=b, k=k)) for b in split_["batches"]]
-    merged = small(await merge(store, doc))
+    merged = small(await merge(store, doc, k))
     scored = small(await score(store, doc))
     return doc, ingested, split_, extracted, merged, scored
 
