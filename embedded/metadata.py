@@ -17,6 +17,8 @@ import threading
 import zipfile
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 WMILL = ROOT / "node_modules" / ".bin" / "wmill"
 
@@ -82,11 +84,10 @@ def generate() -> None:
         meta = script.with_suffix(".script.yaml")
         if not meta.exists():
             raise SystemExit(f"wmill wrote no metadata for {script.relative_to(ROOT)}")
-        text = meta.read_text().replace("summary: ''", f"summary: {json.dumps(summary(script))}", 1)
-        lock_ref = f"lock: '!inline {script.relative_to(ROOT).with_suffix('.script.lock')}'"
-        if "lock:" not in text:
-            text = text.rstrip("\n") + "\n" + lock_ref + "\n"
-        meta.write_text(text)
+        data = yaml.safe_load(meta.read_text())
+        data["summary"] = summary(script)
+        data["lock"] = f"!inline {script.relative_to(ROOT).with_suffix('.script.lock')}"
+        meta.write_text(yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True))
     print(f"metadata and locks written for {len(scripts())} scripts", file=sys.stderr)
 
 
