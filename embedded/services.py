@@ -15,9 +15,11 @@ from embedded.azurite import ROOT, start_azurite
 from f.core.storage import open_store
 
 PoolName = Literal["sim", "local-models", "none"]
+StoreKind = Literal["azure_blob", "s3"]
 STATE = Path(os.environ.get("MATTER_STATE_DIR") or ROOT / ".state")
 CONTAINER = "matters"
 BLOB_VARIABLE = "f/matter/blob_connection_string"
+S3_VARIABLE = "f/matter/s3_endpoint_url"  # moto's URL, for $res:f/matter/store_s3 (MATTER_STORE=s3)
 
 
 def backend_url_variable(backend: str) -> str:
@@ -25,9 +27,10 @@ def backend_url_variable(backend: str) -> str:
 
 
 @asynccontextmanager
-async def local_services(pool: PoolName = "sim", state_dir: Path = STATE,
-                         persistent: bool = True) -> AsyncIterator[dict[str, str]]:
-    """Azurite (blobs kept in state_dir/azurite when persistent) and the chosen pool."""
+async def local_services(pool: PoolName = "sim", state_dir: Path = STATE, persistent: bool = True,
+                         store: StoreKind | None = None) -> AsyncIterator[dict[str, str]]:
+    """Azurite (blobs kept in state_dir/azurite when persistent) and the chosen pool; with store "s3"
+    (or MATTER_STORE=s3) also moto's S3, in memory only, for $res:f/matter/store_s3."""
     async with AsyncExitStack() as stack:
         azurite = await asyncio.to_thread(
             start_azurite, state_dir / "azurite" if persistent else None, state_dir / "logs")
@@ -36,6 +39,14 @@ async def local_services(pool: PoolName = "sim", state_dir: Path = STATE,
         async with open_store({"container": CONTAINER, "connection_string": azurite.connection_string},
                               create_container=True):
             pass
+        if (store or os.environ.get("MATTER_STORE", "azure_blob")) == "s3":
+            from embedded.moto import start_moto
+
+            moto = await asyncio.to_thread(start_moto, state_dir / "logs")
+            stack.callback(moto.stop)
+            variables[S3_VARIABLE] = moto.endpoint_url
+            async with open_store(moto.store_config(CONTAINER), create_container=True):
+                pass
         if pool == "sim":
             from embedded.simpool import default_sim_specs, run_sim_pool
 

@@ -16,7 +16,7 @@ def _logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        for noisy in ("azure", "httpx", "httpcore"):
+        for noisy in ("azure", "httpx", "httpcore", "botocore", "aiobotocore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
