@@ -29,4 +29,8 @@ def run_stage(stage: Callable[[BlobStore], Awaitable[BaseModel]], store: dict[st
         async with open_store(store, prefix) as blob:
             return await stage(blob)
 
-    return asyncio.run(go()).model_dump(mode="json")
+    summary = asyncio.run(go()).model_dump(mode="json")
+    if isinstance(summary, dict) and summary.get("s3") is None:  # no link: leave no empty s3 key for the UI
+        summary.pop("s3", None)
+        summary.pop("storage", None)
+    return summary

@@ -13,6 +13,8 @@ shown as plain JSON. So a summary that should open its record puts the key at it
 
 from typing import NotRequired, TypedDict
 
+from pydantic import BaseModel
+
 from f.core.storage import BlobStore, check_name
 
 PRIMARY = "_default_"
@@ -42,3 +44,10 @@ def link_fields(store: BlobStore, path: str) -> dict[str, str]:
     """The reference as top-level fields to merge into a step's summary ({} when not linked)."""
     ref = link(store, path)
     return {key: str(value) for key, value in ref.items()} if ref else {}
+
+
+class Linked(BaseModel):
+    """A step summary that opens a record from the run page: set with `**link_fields(store, path)`."""
+
+    s3: str | None = None
+    storage: str | None = None

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from f.core.layout import DocPaths
 from f.core.models import Manifest
+from f.core.links import Linked, link_fields
 from f.core.storage import BlobStore, NotFound
 from f.pdf.errors import BadDocument
 from f.pdf.images import IMAGE_KINDS, image_to_pdf, sniff
@@ -19,7 +20,7 @@ STAGE_VERSION = "ingest-v1"
 MAX_SOURCE_BYTES = 2 * 1024**3
 
 
-class IngestSummary(BaseModel):
+class IngestSummary(Linked):
     doc_id: str
     source_name: str
     pages: int
@@ -30,8 +31,9 @@ class IngestSummary(BaseModel):
     skipped: bool
 
 
-def summarize(manifest: Manifest, doc: DocPaths, skipped: bool) -> IngestSummary:
+def summarize(store: BlobStore, manifest: Manifest, doc: DocPaths, skipped: bool) -> IngestSummary:
     return IngestSummary(
+        **link_fields(store, doc.source),
         doc_id=manifest.doc_id, source_name=manifest.source_name, pages=manifest.pages,
         text_pages=sum(p.has_text_layer for p in manifest.page_info),
         scanned_pages=[p.page for p in manifest.page_info if not p.has_text_layer][:200],
@@ -52,7 +54,7 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
 
 async def ingest(store: BlobStore, doc: DocPaths) -> IngestSummary:
     try:
-        return summarize(await store.read_model(doc.manifest, Manifest), doc, skipped=True)
+        return summarize(store, await store.read_model(doc.manifest, Manifest), doc, skipped=True)
     except NotFound:
         pass
     if not await store.exists(doc.source):
@@ -80,4 +82,4 @@ async def ingest(store: BlobStore, doc: DocPaths) -> IngestSummary:
     )
     if not await store.create_model(doc.manifest, manifest):
         manifest = await store.read_model(doc.manifest, Manifest)
-    return summarize(manifest, doc, skipped=False)
+    return summarize(store, manifest, doc, skipped=False)

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from f.core.layout import MatterPaths
 from f.core.models import DocumentResult, FailureRecord, utcnow
+from f.core.links import Linked, link_fields
 from f.core.storage import BlobStore, NotFound
 from f.pipeline.sources import source_name
 
@@ -24,7 +25,7 @@ class DocumentRow(BaseModel):
     error: str | None = None
 
 
-class Rollup(BaseModel):
+class Rollup(Linked):
     matter_id: str
     documents: int
     ok: int
@@ -61,6 +62,7 @@ async def rollup(store: BlobStore, matter: MatterPaths) -> Rollup:
     full = {"matter_id": matter.matter_id, "at": utcnow().isoformat(), "documents": [r.model_dump() for r in rows]}
     await store.put(matter.rollup, json.dumps(full))
     return Rollup(
+        **link_fields(store, matter.rollup),
         matter_id=matter.matter_id, documents=len(rows), ok=sum(r.status == "ok" for r in rows),
         failed=sum(r.status == "failed" for r in rows), needs_review=sum(r.needs_review for r in rows),
         rows=rows[:MAX_ROWS_IN_SUMMARY], rollup=matter.rollup,

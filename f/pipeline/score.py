@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from f.core.layout import DocPaths
 from f.core.models import DocumentResult, Manifest, MergedRecord, PageIndex, PageText
+from f.core.links import Linked, link_fields
 from f.core.storage import BlobStore
 from f.extraction.score import REQUIRED, review_reasons, score_fields, word_confidence
 
@@ -17,7 +18,7 @@ class FieldRow(BaseModel):
     page: int | None
 
 
-class ScoreSummary(BaseModel):
+class ScoreSummary(Linked):
     doc_id: str
     source_name: str
     document_type: str | None
@@ -54,6 +55,7 @@ async def score(store: BlobStore, doc: DocPaths) -> ScoreSummary:
     await store.put_model(doc.result, result)
     await store.delete(doc.failure)  # an earlier run's failure no longer describes the document
     return ScoreSummary(
+        **link_fields(store, doc.result),
         doc_id=doc.doc_id, source_name=manifest.source_name, document_type=document_type,
         confidence=result.confidence, needs_review=result.needs_review, reasons=reasons[:20],
         avg_word_confidence=result.word_confidence.document if result.word_confidence else 0.0,

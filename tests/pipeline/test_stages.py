@@ -140,3 +140,14 @@ async def test_a_different_file_under_an_existing_document_id_is_refused(store, 
     assert not await add_source(store, doc, b"%PDF-1.4 one", "letter.pdf")
     with pytest.raises(SourceChanged, match="letter.pdf"):
         await add_source(store, doc, b"%PDF-1.4 two", "letter.pdf")
+
+
+async def test_summaries_open_their_record_when_the_store_is_the_workspace_storage(store_config, sim_pool, sample_docs):
+    pool, _ = sim_pool
+    linked = {**store_config, "workspace_storage": "_default_"}
+    async with open_store(linked, MATTER_PATHS.prefix, create_container=True) as store:
+        *_, scored = await run_document(store, pool, sample_docs[3], k=1)
+        assert scored["s3"] == MATTER_PATHS.doc(sample_docs[3].name).result
+        assert (await rollup(store, MATTER_PATHS)).s3 == MATTER_PATHS.rollup
+    async with open_store(store_config, MATTER_PATHS.prefix) as store:
+        assert (await rollup(store, MATTER_PATHS)).s3 is None
