@@ -81,7 +81,8 @@ async def test_ocr_does_not_block_the_event_loop(pool) -> None:
     print(f"\n4 OCR pages on 2 workers: {elapsed:.2f} s ({elapsed / 4:.2f} s/page), max loop gap {max(gaps) * 1000:.0f} ms")
     assert [p.source for p in result] == ["ocr"] * 4
     assert len(gaps) >= elapsed / 0.01 * 0.5  # the loop ran the ticker throughout
-    assert max(gaps) < 0.25
+    # OCR on the loop would stall it for a whole page's OCR; scheduling noise on a busy machine stays far below.
+    assert max(gaps) < elapsed / 4 / 2
 
 
 async def test_work_runs_in_other_processes(pool) -> None:
