@@ -13,8 +13,9 @@ from embedded.runner import FlowFailed, Workspace, run_flow
 from embedded.services import CONTAINER, local_services
 from f.core.ids import check_id, id_from_filename
 from f.core.layout import MatterPaths
-from f.core.models import DocumentResult, FailureRecord
-from f.core.storage import BlobStore, NotFound, open_store
+from f.core.models import DocumentResult
+from f.core.storage import BlobStore, open_store
+from f.pipeline.rollup import latest_outcome
 from f.pipeline.sources import add_source
 
 DEFAULT_MATTER = "M-2024-0137"
@@ -58,21 +59,17 @@ async def collect(store: BlobStore, matter: MatterPaths, ids: dict[str, str]) ->
     documents: dict[str, Any] = {}
     for doc_id, name in ids.items():
         doc = matter.doc(doc_id)
-        try:
-            r = await store.read_model(doc.result, DocumentResult)
+        outcome = await latest_outcome(store, doc)
+        if isinstance(outcome, DocumentResult):
             documents[name] = {
-                "doc_id": doc_id, "status": "ok", "document_type": r.document_type, "confidence": r.confidence,
-                "needs_review": r.needs_review, "reasons": r.reasons,
-                "fields": {k: v.model_dump(mode="json") for k, v in r.fields.items()},
-                "word_confidence": r.word_confidence.model_dump(mode="json") if r.word_confidence else None,
+                "doc_id": doc_id, "status": "ok", "document_type": outcome.document_type,
+                "confidence": outcome.confidence, "needs_review": outcome.needs_review, "reasons": outcome.reasons,
+                "fields": {k: v.model_dump(mode="json") for k, v in outcome.fields.items()},
+                "word_confidence": outcome.word_confidence.model_dump(mode="json") if outcome.word_confidence else None,
                 "result": doc.result,
             }
-        except NotFound:
-            try:
-                f = await store.read_model(doc.failure, FailureRecord)
-                error = f"{f.step}: {f.error}"
-            except NotFound:
-                error = "not processed"
+        else:
+            error = f"{outcome.step}: {outcome.error}" if outcome else "not processed"
             documents[name] = {"doc_id": doc_id, "status": "failed", "error": error, "needs_review": True,
                                "fields": {}, "reasons": [], "word_confidence": None}
     return documents

@@ -66,18 +66,43 @@ def summary(script: Path) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def generate() -> None:
+def stand_in() -> http.server.ThreadingHTTPServer:
+    """The loopback stand-in, serving on a free port in a daemon thread; shut it down after use."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandIn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def wmill(server: http.server.HTTPServer, *args: str, capture: bool = False, cwd: Path = ROOT) -> str:
+    """Run the wmill CLI against the stand-in, with a throwaway config dir; its output if `capture`."""
+    with tempfile.TemporaryDirectory() as config_dir:
+        done = subprocess.run(
+            [str(WMILL), *args, "--base-url", f"http://127.0.0.1:{server.server_port}", "--token", "local",
+             "--workspace", "matters"],
+            cwd=cwd, env=os.environ | {"WMILL_CONFIG_DIR": config_dir, "NO_COLOR": "1"}, check=True, text=True,
+            stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.STDOUT if capture else None,
+        )
+    return done.stdout or ""
+
+
+def generate() -> None:
+    server = stand_in()
     try:
-        with tempfile.TemporaryDirectory() as config_dir:
-            env = os.environ | {"WMILL_CONFIG_DIR": config_dir}
-            subprocess.run([str(WMILL), "generate-metadata", "--schema-only", "--yes",
-                            "--base-url", f"http://127.0.0.1:{server.server_port}", "--token", "local",
-                            "--workspace", "matters", "f/"], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+        wmill(server, "generate-metadata", "--schema-only", "--yes", "f/")
+        write_locks_and_summaries()
+        # Locks and summaries changed files that wmill hashed: refresh wmill-lock.yaml, or
+        # `wmill sync push` calls every script's metadata stale.
+        wmill(server, "generate-metadata", "rehash", "f/")
     finally:
         server.shutdown()
+    print(f"metadata and locks written for {len(scripts())} scripts", file=sys.stderr)
+
+
+# Worker routing: the heavy stages run on the extraction worker group (WORKER_TAGS=extraction, see deploy/).
+TAGS = {"f/matter/split": "extraction", "f/matter/extract": "extraction"}
+
+
+def write_locks_and_summaries() -> None:
     lock = lock_text()
     for script in scripts():
         script.with_suffix(".script.lock").write_text(lock)
@@ -87,8 +112,10 @@ def generate() -> None:
         data = yaml.safe_load(meta.read_text())
         data["summary"] = summary(script)
         data["lock"] = f"!inline {script.relative_to(ROOT).with_suffix('.script.lock')}"
+        tag = TAGS.get(str(script.relative_to(ROOT).with_suffix("")))
+        if tag:
+            data["tag"] = tag
         meta.write_text(yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True))
-    print(f"metadata and locks written for {len(scripts())} scripts", file=sys.stderr)
 
 
 if __name__ == "__main__":

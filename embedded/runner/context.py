@@ -32,8 +32,9 @@ class Run:
 
 
 @asynccontextmanager
-async def open_run(ws: Workspace, max_workers: int, verbose: bool) -> AsyncIterator[Run]:
-    jobs, report = Jobs(), Reporter(verbose)
+async def open_run(ws: Workspace, max_workers: int, verbose: bool, jobs: Jobs | None = None) -> AsyncIterator[Run]:
+    """`jobs`: a registry shared with the caller (the API server's), else a fresh one."""
+    jobs, report = jobs if jobs is not None else Jobs(), Reporter(verbose)
 
     async def lookup(kind: Literal["resource", "variable"], path: str) -> Any:
         return ws.resource(path) if kind == "resource" else ws.variable(path)

@@ -69,9 +69,9 @@ class Scope:
 
 async def run_flow_job(
     run: Run, flow: Flow, args: dict[str, Any], parent: Job | None = None, step_id: str | None = None,
-    label: str | None = None,
+    label: str | None = None, job_id: str | None = None,
 ) -> Any:
-    job = run.jobs.add("flow", flow.path, label or flow.path, args, parent, step_id)
+    job = run.jobs.add("flow", flow.path, label or flow.path, args, parent, step_id, job_id)
     scope = Scope(flow, job, args, {}, f"{job.label}." if parent else "")
     run.report.started(job)
     t0 = time.monotonic()
@@ -89,8 +89,8 @@ async def run_flow_job(
     return result
 
 
-async def run_script_job(run: Run, path: str, args: dict[str, Any]) -> Any:
-    job = run.jobs.add("script", path, path, args)
+async def run_script_job(run: Run, path: str, args: dict[str, Any], job_id: str | None = None) -> Any:
+    job = run.jobs.add("script", path, path, args, job_id=job_id)
     return _result(job, await launch(run, job, run.ws.script_file(path), path.replace("/", ".")))
 
 
@@ -213,6 +213,7 @@ async def _for_loop(run: Run, scope: Scope, module: Module, loop: ForLoop, previ
     if not isinstance(items, list):
         found = json.dumps(items)[:200]
         raise StepFailed(module.id, {"name": "ExecutionErr", "message": f"iterator must be an array, found: {found}"})
+    scope.job.loops[module.id] = len(items)  # flow_status' itered_len
     if not loop.parallel:
         return await _sequential_loop(run, scope, module, loop.modules, enumerate(items), loop.skip_failures)
     limit = int(await _value(run, scope, loop.parallelism, previous, module.id)) if loop.parallelism else len(items)

@@ -179,6 +179,7 @@ class DocumentResult(Record):
     pages: int = 0
     llm_calls: int = 0
     error: str | None = None
+    at: datetime = Field(default_factory=utcnow)
 
 
 class FailureRecord(Record):

@@ -2,16 +2,18 @@
 
 import asyncio
 import json
+from typing import TypeVar
 
 from pydantic import BaseModel
 
-from f.core.layout import MatterPaths
+from f.core.layout import DocPaths, MatterPaths
 from f.core.models import DocumentResult, FailureRecord, utcnow
 from f.core.links import Linked, link_fields
 from f.core.storage import BlobStore, NotFound
 from f.pipeline.sources import source_name
 
 MAX_ROWS_IN_SUMMARY = 40
+M = TypeVar("M", bound=BaseModel)
 
 
 class DocumentRow(BaseModel):
@@ -41,19 +43,33 @@ async def list_documents(store: BlobStore, matter: MatterPaths) -> list[str]:
     return sorted({n[len(matter.prefix):].split("/")[0] for n in names if n.endswith("/source.pdf")})
 
 
+async def _read(store: BlobStore, path: str, model: type[M]) -> M | None:
+    try:
+        return await store.read_model(path, model)
+    except NotFound:
+        return None
+
+
+async def latest_outcome(store: BlobStore, doc: DocPaths) -> DocumentResult | FailureRecord | None:
+    """The document's newest outcome: a failure after a success means the last run failed."""
+    result = await _read(store, doc.result, DocumentResult)
+    failure = await _read(store, doc.failure, FailureRecord)
+    if failure and (result is None or failure.at > result.at):
+        return failure
+    return result
+
+
 async def _row(store: BlobStore, matter: MatterPaths, doc_id: str) -> DocumentRow:
     doc = matter.doc(doc_id)
-    try:
-        r = await store.read_model(doc.result, DocumentResult)
-        return DocumentRow(doc_id=doc_id, source_name=r.source_name, status="ok", document_type=r.document_type,
-                           confidence=r.confidence, needs_review=r.needs_review, reasons=r.reasons)
-    except NotFound:
-        pass
-    try:
-        f = await store.read_model(doc.failure, FailureRecord)
-        return DocumentRow(doc_id=doc_id, source_name=await source_name(store, doc), status="failed", error=f"{f.step}: {f.error}")
-    except NotFound:
-        return DocumentRow(doc_id=doc_id, source_name=doc_id, status="pending")
+    outcome = await latest_outcome(store, doc)
+    if isinstance(outcome, DocumentResult):
+        return DocumentRow(doc_id=doc_id, source_name=outcome.source_name, status="ok",
+                           document_type=outcome.document_type, confidence=outcome.confidence,
+                           needs_review=outcome.needs_review, reasons=outcome.reasons)
+    name = await source_name(store, doc)
+    if isinstance(outcome, FailureRecord):
+        return DocumentRow(doc_id=doc_id, source_name=name, status="failed", error=f"{outcome.step}: {outcome.error}")
+    return DocumentRow(doc_id=doc_id, source_name=name, status="pending")
 
 
 async def rollup(store: BlobStore, matter: MatterPaths) -> Rollup:
