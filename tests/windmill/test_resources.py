@@ -9,13 +9,15 @@ import pytest
 import yaml
 
 from embedded.services import BLOB_VARIABLE, S3_VARIABLE, backend_url_variable
+from embedded.llamacpp import LOCAL_MODELS
 from embedded.simpool import default_sim_specs
 from tests.windmill.conftest import ROOT, flows, scripts
 
 TYPES = {f.name.removesuffix(".resource-type.yaml"): yaml.safe_load(f.read_text())
          for f in sorted((ROOT / "resources" / "types").glob("*.resource-type.yaml"))}
 ENVS = sorted(p.name for p in (ROOT / "resources").iterdir() if p.is_dir() and p.name != "types")
-RUNTIME_VARIABLES = {"local": {BLOB_VARIABLE, S3_VARIABLE, *(backend_url_variable(s.name) for s in default_sim_specs())}}
+RUNTIME_VARIABLES = {"local": {BLOB_VARIABLE, S3_VARIABLE, *(backend_url_variable(s.name) for s in default_sim_specs()),
+                               *(backend_url_variable(m.name) for m in LOCAL_MODELS)}}
 REF = re.compile(r"^\$(var|res):(\S+)$")
 
 
