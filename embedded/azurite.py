@@ -1,12 +1,9 @@
 """Azurite, the real Azure Blob emulator from npm, started on a free loopback port."""
 
-import os
 import re
-import signal
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from embedded.process_group import ServerProcess, spawn, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_JS = ROOT / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
@@ -22,38 +19,16 @@ def connection_string(port: int) -> str:
     )
 
 
-@dataclass
-class Azurite:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
+class Azurite(ServerProcess):
     @property
     def connection_string(self) -> str:
         return connection_string(self.port)
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-    def __enter__(self) -> "Azurite":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def start_azurite(location: Path | None, log_dir: Path, *, port: int = 0, timeout_s: float = 30.0) -> Azurite:
-    """Start Azurite; `location=None` keeps blobs in memory. Logs go to a file, never a pipe (EPIPE kills it)."""
+    """Start Azurite; `location=None` keeps blobs in memory."""
     if not MAIN_JS.exists():
         raise RuntimeError(f"Azurite is not installed at {MAIN_JS}: run scripts/setup")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"azurite-{os.getpid()}-{time.monotonic_ns()}.log"
     args = ["node", str(MAIN_JS), "--blobHost", "127.0.0.1", "--blobPort", str(port),
             "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"]
     if location is None:
@@ -61,16 +36,5 @@ def start_azurite(location: Path | None, log_dir: Path, *, port: int = 0, timeou
     else:
         location.mkdir(parents=True, exist_ok=True)
         args += ["--location", str(location)]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = _LISTENING.search(log_path.read_text(errors="replace"))
-        if found:
-            return Azurite(process, int(found.group(1)), log_path)
-        if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"Azurite did not start within {timeout_s}s; log: {log_path}")
+    server = spawn("azurite", args, log_dir)
+    return Azurite(**vars(wait_for_port(server, _LISTENING, timeout_s)))

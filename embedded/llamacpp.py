@@ -23,7 +23,6 @@ import importlib.util
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from embedded.process_group import ServerProcess, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CACHE = ROOT / ".cache" / "models"
@@ -157,48 +158,28 @@ so a runner killed by SIGTERM/SIGKILL, whose exit handlers never run, leaves no 
 
 
 @dataclass
-class LlamaServer:
-    model: LocalModel
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+class LlamaServer(ServerProcess):
+    model: LocalModel | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self, grace_s: float = 3.0) -> None:
-        """SIGTERM the process group, SIGKILL after grace_s (uvicorn waits for a running generation)."""
-        if self.process.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.process.pid, sig)
-                self.process.wait(timeout=wait_s)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def log_tail(self, chars: int = 2000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        """uvicorn waits for a running generation before it exits: give it grace_s, then SIGKILL."""
+        super().stop(grace_s)
 
 
 def start_server(model: LocalModel, gguf: Path, log_dir: Path, *, threads: int = 1,
                  logprobs: bool = False) -> LlamaServer:
     """Start (not wait for) one server, in its own process group. Call it on a thread that outlives
-    the server (the event loop's), since the parent-death signal follows the forking thread. Its
-    log is a file, never a pipe: a pipe nobody reads fills up and blocks it."""
-    log_dir.mkdir(parents=True, exist_ok=True)
+    the server (the event loop's), since the parent-death signal follows the forking thread."""
     port = _free_port()
-    log_path = log_dir / f"llamacpp-{model.name}-{os.getpid()}-{time.monotonic_ns()}.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), PARENT_PID_ENV: str(os.getpid())}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(server_command(model, gguf, port, threads=threads, logprobs=logprobs),
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, env=env, cwd=ROOT)
-    return LlamaServer(model, process, port, log_path)
+    server = spawn(f"llamacpp-{model.name}", server_command(model, gguf, port, threads=threads, logprobs=logprobs),
+                   log_dir, env=env, cwd=ROOT)
+    server.port = port
+    return LlamaServer(**vars(server), model=model)
 
 
 class _PortTaken(RuntimeError):
