@@ -195,12 +195,12 @@ def _tokens(text: str) -> int:
 
 
 class SimServer:
-    def __init__(self, spec: SimBackendSpec, host: str = "127.0.0.1") -> None:
+    def __init__(self, spec: SimBackendSpec, host: str = "127.0.0.1", port: int = 0) -> None:
         self.spec, self.host = spec, host
         self.rng = random.Random(spec.seed)
         self.window = SlidingWindow(spec.rpm, spec.tpm, spec.window_s)
         self.stats = self._zero()
-        self.port = 0
+        self.port = port
         self.started = 0.0
         self._closing = asyncio.Event()
         self._answer = _answerer()
@@ -223,6 +223,7 @@ class SimServer:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/stats", self._get_stats)
         app.router.add_post("/stats/reset", self._reset_stats)
+        app.router.add_post("/reset", self._reset_all)
         if self.spec.style == "openai":
             app.router.add_post("/v1/chat/completions", self._complete)
         else:
@@ -266,9 +267,25 @@ class SimServer:
         return web.json_response({"name": self.spec.name, **self.stats})
 
     async def _reset_stats(self, _request: web.Request) -> web.Response:
+        self._reset_counts()
+        return web.json_response({"ok": True})
+
+    def reset(self) -> None:
+        """Start over: stats, rate window, fault dice, and the clock that down windows count from."""
+        self._reset_counts()
+        self.window = SlidingWindow(self.spec.rpm, self.spec.tpm, self.spec.window_s)
+        self.rng = random.Random(self.spec.seed)
+        self.started = time.monotonic()
+
+    async def _reset_all(self, _request: web.Request) -> web.Response:
+        if self.spec.down_mode == "refuse" and self.spec.down_windows:
+            return self._error(400, "reset_unsupported_with_refuse_windows")
+        self.reset()
+        return web.json_response({"ok": True})
+
+    def _reset_counts(self) -> None:
         concurrent = self.stats["concurrent"]
         self.stats = self._zero() | {"concurrent": concurrent, "max_concurrent": concurrent}
-        return web.json_response({"ok": True})
 
     def _error(self, status: int, code: str, headers: dict[str, str] | None = None) -> web.Response:
         return web.json_response({"error": {"code": code, "message": f"simulated {code}"}}, status=status,

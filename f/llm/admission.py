@@ -61,6 +61,12 @@ class TokenBucket:
         self._refill(now)
         self.level = min(self.level, remaining)
 
+    def sync_to(self, remaining: float, now: float) -> None:
+        """The server says `remaining` is left in its window: believe it, up as well as down. A sliding
+        window frees slots as fast as it was filled, which a fixed refill rate cannot follow."""
+        self._refill(now)
+        self.level = min(self.capacity, remaining)
+
 
 @dataclass(frozen=True)
 class Permit:
@@ -131,13 +137,22 @@ class LocalAdmission:
             self.tpm.adjust(permit.tokens - used_tokens, now)
 
     def cool_down(self, seconds: float, now: float) -> None:
+        """A 429: nothing until the server's retry time, then one request, then requests paced at the rate, not a burst of everything that refilled meanwhile (which would meet a window that frees
+        slots only as fast as it filled them, and draw a 429 storm)."""
         self.cooldown_until = max(self.cooldown_until, now + seconds)
+        if self.rpm:
+            self.rpm.take(max(0.0, self.rpm.level - 1), now)  # one request when the server said; then the rate
+            self.rpm.stamp = max(self.rpm.stamp, self.cooldown_until)
 
     def observe_remaining(self, requests: int | None, tokens: int | None, now: float) -> None:
-        if self.rpm and requests is not None:
-            self.rpm.cap_at(requests, now)
+        """Resync from `x-ratelimit-remaining-*`. Requests: set to what the server has left, less what we
+        have in flight besides the request this answer is for (the server may not have counted them yet);
+        not while cooling down (a 429's own count is spent already). Tokens: lowered only."""
+        others = max(0, self.inflight - 1)
+        if self.rpm and requests is not None and now >= self.cooldown_until:
+            self.rpm.sync_to(max(0, requests - others), now)
         if self.tpm and tokens is not None:
-            self.tpm.cap_at(tokens, now)
+            self.tpm.cap_at(tokens, now)  # down only: which permit this answer settles is not known here
 
     def snapshot(self, now: float) -> dict[str, float | int | None]:
         for bucket in (self.rpm, self.tpm):

@@ -57,6 +57,24 @@ class LocalBreaker:
     def state(self) -> State:
         return self._state
 
+    @property
+    def reopen_at(self) -> float:
+        """When an open breaker lets a probe through (meaningful while open)."""
+        return self._opened_at + self._cooloff
+
+    def force_open(self, until: float, now: float) -> bool:
+        """Another process found this backend broken until `until` (this clock): stay away as if our own
+        breaker had opened, then probe. `until <= now` (the other process's probe succeeded) cuts an open
+        state short. True if the state changed."""
+        self._tick(now)
+        if until > now and (self._state == "closed" or (self._state == "open" and until > self.reopen_at)):
+            self._state, self._opened_at, self._cooloff, self._probing = "open", now, until - now, False
+            return True
+        if until <= now and self._state == "open":
+            self._state, self._probing = "half_open", False
+            return True
+        return False
+
     def _tick(self, now: float) -> None:
         if self._state == "open" and now >= self._opened_at + self._cooloff:
             self._state, self._probing = "half_open", False

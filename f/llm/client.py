@@ -10,15 +10,20 @@ output that validates against `schema`:
   spend `max_attempts`; only the deadline bounds them, so a 429 is surfaced only when no backend
   can serve before the deadline.
 - 5xx, timeout, connection error: counted by the backend's breaker; the next attempt goes
-  elsewhere (back to the same backend only if it is the only one left).
+  elsewhere (back to the same backend only if nothing else can serve soon, and after a short
+  backoff). 503 and refused connections, like 429s, do not spend `max_attempts`: the backend says
+  it cannot take the request, which was not processed.
 - invalid output (bad JSON, schema mismatch after the cheap repair): re-asked, preferring a
   backend not yet tried.
-Everything spends `max_attempts` except 429s. On exhaustion: `LLMCallFailed`, whose message
+Everything else spends `max_attempts`. On exhaustion: `LLMCallFailed`, whose message
 lists the attempts (backend, outcome, status, time) and nothing from the prompt or the keys.
 """
 
 import asyncio
+import bisect
+import contextlib
 import functools
+import itertools
 import json
 import math
 import random
@@ -35,12 +40,15 @@ from f.llm.auth import AsyncTokenCredential, Auth, AuthError
 from f.llm.breaker import Breaker, LocalBreaker
 from f.llm.pool import BackendConfig, LLMPool, StructuredMode
 from f.llm.retry_after import parse_remaining, parse_retry_after
-from f.llm.router import Route, pick
+from f.llm.router import Choice, Route, pick
+from f.llm.shared import Board, BoardStore
 from f.llm.stats import BackendStats, Outcome, log, log_attempt
 from f.llm.structured import InvalidOutput, parse_reply, response_format, with_schema_prompt
 
 CONNECT_TIMEOUT_S = 5.0
 MIN_COOLDOWN_S = 0.05
+REVISIT_BACKOFF_S = 0.5
+"""a call goes back to the backend that just failed it only after this times its attempts so far"""
 BREAKER_STATUSES = {401, 403, 404}
 """4xx that mean the backend itself is unusable (bad key, missing deployment): they count as failures."""
 
@@ -71,6 +79,12 @@ class Attempt:
     latency_s: float
     detail: str = ""
 
+    @property
+    def spends_budget(self) -> bool:
+        """429, 503 and refused connections say the backend cannot take the request now, not that the
+        request went wrong (it was not processed): like throttling, only the deadline bounds them."""
+        return not (self.outcome in ("throttled", "connect_error") or self.status == 503)
+
     def __str__(self) -> str:
         status = f" {self.status}" if self.status else ""
         detail = f" ({self.detail})" if self.detail else ""
@@ -85,23 +99,22 @@ class LLMCallFailed(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-class _Signal:
-    """Wakes callers waiting for capacity whenever a request finishes."""
+@dataclass(eq=False)
+class _Waiter:
+    """A call waiting for capacity (see LLMClient._dispatch for the order they are served in)."""
 
-    def __init__(self) -> None:
-        self._fut: asyncio.Future[None] | None = None
+    tokens: int
+    avoid: frozenset[str]
+    spread: set[str] | None
+    exclude: str | None
+    exclude_until: float
+    started: float
+    deadline: float
+    seq: int
+    fut: "asyncio.Future[tuple[Route, Permit]]"
 
-    async def wait(self, timeout: float) -> None:
-        if self._fut is None or self._fut.done():
-            self._fut = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._fut), timeout)
-        except TimeoutError:
-            pass
-
-    def fire(self) -> None:
-        if self._fut is not None and not self._fut.done():
-            self._fut.set_result(None)
+    def __lt__(self, other: "_Waiter") -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,12 +162,21 @@ class LLMClient:
         clock: Callable[[], float] = time.monotonic,
         gate_factory: Callable[[BackendConfig, float], Gate] = LocalAdmission.for_backend,
         breaker_factory: Callable[[BackendConfig], Breaker] | None = None,
+        board_store: BoardStore | None = None,
     ) -> None:
+        """`board_store`: share budgets, cooldowns and breakers with every other process using this pool
+        through that store (see f.llm.shared), unless the pool's `shared.enabled` is false."""
         self.pool = LLMPool.from_resource(pool)
         self._clock = clock
         self._rng = rng or random.Random()
         self._auth = Auth(credential)
-        self._signal = _Signal()
+        self._queue: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._board: Board | None = None
+        if board_store is not None and self.pool.shared.enabled:
+            board = self._board = Board(board_store, self.pool, clock=clock, on_change=self._dispatch)
+            gate_factory = board.gate
+            breaker_factory = lambda cfg: board.breaker(cfg, self.pool.breaker)
         make_breaker = breaker_factory or (lambda _cfg: LocalBreaker(self.pool.breaker))
         now = clock()
         self._routes = [Route(b, gate_factory(b, now), make_breaker(b), BackendStats()) for b in self.pool.backends]
@@ -171,12 +193,16 @@ class LLMClient:
                 timeout=httpx.Timeout(60.0, connect=CONNECT_TIMEOUT_S),
                 limits=httpx.Limits(max_connections=slots + 8, max_keepalive_connections=slots),
             )
+        if self._board is not None:
+            await self._board.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._board is not None:
+            await self._board.close()
         if self._owns_http and self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -217,7 +243,9 @@ class LLMClient:
         failures = 0
         reason = f"attempt budget spent (max_attempts={self.pool.max_attempts})"
         while failures < self.pool.max_attempts:
-            admitted = await self._admit(tokens, set(avoid) | tried | (spread or set()), last_failed, deadline)
+            revisit_at = self._clock() + REVISIT_BACKOFF_S * len(history)
+            admitted = await self._admit(tokens, frozenset(avoid) | tried, spread, last_failed, revisit_at, start,
+                                         deadline)
             if admitted is None:
                 reason = ("deadline reached" if self._clock() >= deadline
                           else "no backend can take the request before the deadline (throttled, full or broken)")
@@ -232,26 +260,84 @@ class LLMClient:
             tried.add(attempt.backend)
             # Not straight back to a backend that just failed (a 429 in between makes it "not straight")
             last_failed = None if attempt.outcome == "throttled" else attempt.backend
-            failures += attempt.outcome != "throttled"
+            failures += attempt.spends_budget
         elapsed = self._clock() - start
         log.warning("llm.call_failed reason=%r attempts=%d elapsed_ms=%d", reason, len(history), elapsed * 1000)
         raise LLMCallFailed(reason, history, elapsed)
 
     async def _admit(
-        self, tokens: int, avoid: set[str], exclude: str | None, deadline: float
+        self, tokens: int, avoid: frozenset[str], spread: set[str] | None, exclude: str | None,
+        exclude_until: float, started: float, deadline: float,
     ) -> tuple[Route, Permit] | None:
         """A backend with its admission permit, waiting (within the deadline) while none has capacity."""
-        while (now := self._clock()) < deadline:
-            choice = pick(self._routes, tokens, now, deadline, avoid=avoid, exclude=exclude, rng=self._rng)
+        w = _Waiter(tokens, avoid, spread, exclude, exclude_until, started, deadline, next(self._seq),
+                    asyncio.get_running_loop().create_future())
+        now = self._clock()
+        if not self._queue:  # nobody waits before us: the common path
+            choice = self._pick(w, now)
             if choice.route is not None:
-                permit = choice.route.gate.try_admit(tokens, now)
-                assert permit is not None, "pick() chose a backend that cannot admit"
-                choice.route.breaker.enter(now)
-                return choice.route, permit
-            if not math.isinf(choice.wait_s) and now + choice.wait_s > deadline:
+                return self._take(choice.route, tokens, now)
+            if self._hopeless(choice, now, deadline):
                 return None
-            await self._signal.wait(min(choice.wait_s, deadline - now) + 0.001)
-        return None
+        bisect.insort(self._queue, w)
+        try:
+            while True:
+                self._dispatch()
+                if w.fut.done():
+                    return w.fut.result()
+                now = self._clock()
+                choice = self._pick(w, now)
+                if choice.route is not None:
+                    self._queue.remove(w)
+                    return self._take(choice.route, tokens, now)
+                if self._hopeless(choice, now, deadline):
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(w.fut), min(choice.wait_s, deadline - now) + 0.001)
+                if w.fut.done():
+                    return w.fut.result()
+        except BaseException:
+            if w.fut.done() and not w.fut.cancelled():  # handed a permit, but leaving (cancelled): give it back
+                route, permit = w.fut.result()
+                route.gate.release(permit, 0, self._clock())
+                route.breaker.abandon()
+                self._dispatch()
+            raise
+        finally:
+            if w in self._queue:
+                self._queue.remove(w)
+
+    def _pick(self, w: _Waiter, now: float) -> Choice:
+        avoid = w.avoid | w.spread if w.spread else w.avoid
+        return pick(self._routes, w.tokens, now, w.deadline, avoid=avoid, exclude=w.exclude,
+                    exclude_until=w.exclude_until, rng=self._rng)
+
+    def _hopeless(self, choice: Choice, now: float, deadline: float) -> bool:
+        return now >= deadline or (not math.isinf(choice.wait_s) and now + choice.wait_s > deadline)
+
+    def _take(self, route: Route, tokens: int, now: float) -> tuple[Route, Permit]:
+        permit = route.gate.try_admit(tokens, now)
+        assert permit is not None, "pick() chose a backend that cannot admit"
+        route.breaker.enter(now)
+        return route, permit
+
+    def _dispatch(self) -> None:
+        """Capacity may have freed (a request ended, a lease arrived): hand it to the waiting calls, earliest
+        deadline first. Adaptive LIFO: once the oldest waiter has spent half its deadline waiting, the pool
+        is overloaded rather than catching up, and serving the oldest would only spend the capacity on
+        calls about to expire; then the newest go first, and the oldest meet their deadline."""
+        if not self._queue:
+            return
+        now = self._clock()
+        head = self._queue[0]
+        overloaded = now - head.started > (head.deadline - head.started) / 2
+        for w in reversed(self._queue) if overloaded else list(self._queue):
+            if not any(r.wait_s(w.tokens, now) <= 0 for r in self._routes):
+                break  # nothing can admit now; waiters wake themselves when a cooldown or refill is due
+            choice = self._pick(w, now)
+            if choice.route is not None:
+                self._queue.remove(w)
+                w.fut.set_result(self._take(choice.route, w.tokens, now))
 
     def _body(
         self, cfg: BackendConfig, messages: Sequence[dict[str, Any]], schema: type[BaseModel], max_tokens: int,
@@ -323,8 +409,10 @@ class LLMClient:
             elif route.breaker.record(verdict, now):
                 route.stats.breaker_trips += 1
                 log.warning("llm.breaker_open backend=%s", cfg.name)
-            self._signal.fire()
+            self._dispatch()
         latency = now - t0
+        if outcome == "ok":
+            route.latency_s = latency if not route.latency_s else route.latency_s + (latency - route.latency_s) * 0.1
         route.stats.count(outcome)
         log_attempt(backend=cfg.name, outcome=outcome, status=status, latency_s=latency, attempt=number,
                     prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)

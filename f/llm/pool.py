@@ -95,7 +95,25 @@ class BreakerConfig(_Model):
     window: int = Field(default=20, ge=2, description="outcomes remembered for the failure rate")
     min_calls: int = Field(default=10, ge=1, description="no rate-based trip before this many outcomes")
     cooloff_s: float = Field(default=5.0, gt=0, description="open -> half-open; doubles per failed probe")
-    max_cooloff_s: float = Field(default=60.0, gt=0)
+    max_cooloff_s: float = Field(
+        default=5.0, gt=0, description="cap of the doubling; the default keeps the probe cycle at 5 s, so a half-open "
+        "probe that meets one of the isolated 5xx costs 5 s of that backend, not minutes")
+
+
+class SharedConfig(_Model):
+    """Admission and breaker state shared by every process using this pool, through the store (see f.llm.shared).
+
+    Used when the client is given a store (`LLMClient(pool, board_store=...)`) and `enabled` is true."""
+
+    enabled: bool = True
+    prefix: str = Field(default="_llm/boards/", pattern=r"^[A-Za-z0-9._/-]*$", description="blob prefix of the boards")
+    lease_s: float = Field(default=1.0, gt=0, le=60, description="budget leased per sync: about this many seconds of demand")
+    lease_ttl_s: float = Field(default=3.0, gt=0, le=120, description="leased budget not used by then is dropped")
+    refresh_s: float = Field(default=2.0, gt=0, le=300, description="a backend's board is re-read at least this often")
+    burst_s: float = Field(default=10.0, gt=0, le=60, description="depth of the shared buckets, in seconds of rate")
+    fallback_processes: int = Field(
+        default=4, ge=1, description="store unreachable: each process takes rpm/tpm divided by this"
+    )
 
 
 class LLMPool(_Model):
@@ -106,6 +124,7 @@ class LLMPool(_Model):
     )
     default_cooldown_s: float = Field(default=2.0, gt=0, description="cooldown after a 429 that names no retry time")
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    shared: SharedConfig = Field(default_factory=SharedConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "LLMPool":

@@ -1,9 +1,12 @@
 """Which backend takes the next attempt: API Management's priority-pool semantics, on the client.
 
-1. Candidates: every backend that could serve before the deadline, except the one that just
+1. Candidates: every backend that could answer before the deadline (its wait plus its usual
+   latency fit in what is left), except the one that just
    failed this call. That one stays only if no other backend can take the request within
    REVISIT_GRACE_S: waiting 9 s for a cooling tier-1 backend after an isolated 5xx on an idle
-   one costs more than retrying there (its breaker still guards against a real outage).
+   one costs more than retrying there (its breaker still guards against a real outage). Going back
+   waits until `exclude_until`, a short backoff, so a backend failing fast (a 503 storm) does not
+   eat the call's attempts before its breaker opens.
 2. Ready: candidates that can admit now (in-flight cap, RPM/TPM buckets, no 429 cooldown,
    breaker closed or a free half-open probe slot).
 3. Prefer ready backends outside `avoid` (the caller's set plus those already tried in this
@@ -33,6 +36,8 @@ class Route:
     gate: Gate
     breaker: Breaker
     stats: BackendStats
+    latency_s: float = 0.0
+    """running mean of successful attempts (0: none yet)"""
 
     @property
     def name(self) -> str:
@@ -51,15 +56,19 @@ class Choice:
 
 def pick(
     routes: Sequence[Route], tokens: int, now: float, deadline: float, *,
-    avoid: Collection[str] = (), exclude: str | None = None, rng: random.Random,
+    avoid: Collection[str] = (), exclude: str | None = None, exclude_until: float = -math.inf,
+    rng: random.Random,
 ) -> Choice:
     waits = {r.name: r.wait_s(tokens, now) for r in routes}
+    if exclude in waits:  # going back to the backend that just failed: not before exclude_until
+        waits[exclude] = max(waits[exclude], exclude_until - now)
     remaining = deadline - now
 
     def within(r: Route, horizon: float) -> bool:  # inf: full, frees when a request ends
         return waits[r.name] <= horizon or math.isinf(waits[r.name])
 
-    serviceable = [r for r in routes if within(r, remaining)]
+    # A backend can serve if its answer can still arrive in time: waiting for it plus its usual latency.
+    serviceable = [r for r in routes if r.latency_s < remaining and within(r, remaining - r.latency_s)]
     others = [r for r in serviceable if r.name != exclude]
     candidates = others if any(within(r, min(remaining, REVISIT_GRACE_S)) for r in others) else serviceable
     if not candidates:

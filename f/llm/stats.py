@@ -45,6 +45,8 @@ def log_attempt(
     *, backend: str, outcome: Outcome, status: int | None, latency_s: float, attempt: int,
     prompt_tokens: int | None, completion_tokens: int | None,
 ) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields = {
         "backend": backend, "outcome": outcome, "status": status, "latency_ms": round(latency_s * 1000),
         "attempt": attempt, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

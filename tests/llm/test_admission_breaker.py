@@ -72,3 +72,14 @@ def test_breaker_failure_rate_and_isolated_errors():
     for i in range(10):
         opened = br.record(i % 2 == 0, 300.0 + i)
     assert opened and br.state == "open"
+
+
+def test_breaker_forced_open_by_a_sibling_then_probes_or_closes_early():
+    br = LocalBreaker(BreakerConfig(cooloff_s=5, max_cooloff_s=10))
+    assert br.force_open(until=30.0, now=10.0) and br.state == "open" and br.wait_s(10.0) == 20.0
+    assert not br.force_open(until=20.0, now=11.0), "an earlier end does not shorten it"
+    assert br.wait_s(30.0) == 0 and br.state == "half_open", "then one probe, as after our own trip"
+    br.enter(30.0)
+    assert br.record(True, 30.5) is False and br.state == "closed"
+    br.force_open(until=60.0, now=40.0)
+    assert br.force_open(until=41.0, now=41.0) and br.state == "half_open", "a sibling's probe succeeded"

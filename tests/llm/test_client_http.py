@@ -144,7 +144,7 @@ async def test_never_straight_back_to_the_backend_that_just_failed(http_mock):
     def failing(name: str):
         async def side_effect(request: httpx.Request) -> httpx.Response:
             order.append(name)
-            return httpx.Response(503)
+            return httpx.Response(502)
         return side_effect
 
     http_mock.post(url("a")).mock(side_effect=failing("a"))
@@ -154,7 +154,7 @@ async def test_never_straight_back_to_the_backend_that_just_failed(http_mock):
         with pytest.raises(LLMCallFailed) as e:
             await call(client)
     assert len(order) == 6 and all(x != y for x, y in zip(order, order[1:], strict=False)), order
-    assert "attempt budget spent" in str(e.value) and "error_5xx 503" in str(e.value)
+    assert "attempt budget spent" in str(e.value) and "error_5xx 502" in str(e.value)
 
 
 async def test_the_only_backend_is_retried(http_mock):
