@@ -352,6 +352,7 @@ class LLMClient:
             body["model"] = cfg.model
         if cfg.logprobs:
             body["logprobs"] = True
+            body["top_logprobs"] = 1  # llama-cpp-python returns none without it; OpenAI and Azure accept it
         return body
 
     async def _attempt(

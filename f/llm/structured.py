@@ -104,13 +104,13 @@ def extract_json_object(text: str) -> Any:
     """The reply as JSON; else the cheap repair: strip code fences and surrounding prose and take
     the first complete JSON object. Raises InvalidOutput."""
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)  # llama.cpp's grammar lets raw control characters into strings
     except json.JSONDecodeError:
         pass
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL | re.IGNORECASE)
     candidates = [fenced.group(1)] if fenced else []
     candidates.append(text)
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     for candidate in candidates:
         start = candidate.find("{")
         while start != -1:
