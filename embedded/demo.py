@@ -120,7 +120,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             before = await count_calls(store, matter)
             started = time.monotonic()
             workspace = Workspace(ROOT, env="local", variables=variables)
-            flow_args = {"matter_id": matter.matter_id, "pool": POOL_RESOURCES[args.pool], "k": args.k}
+            flow_args = {"matter_id": matter.matter_id, "pool": POOL_RESOURCES[args.pool], "k": args.k,
+                         "review": False}  # unattended: needs_review is recorded, nothing waits for a person
             try:
                 await run_flow(workspace, "f/matter/process_matter", flow_args, max_workers=args.workers)
             except FlowFailed as e:

@@ -13,18 +13,20 @@ windmill-api's handlers.
 """
 
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from aiohttp import web
 
 from embedded.runner.errors import InvalidRun
-from embedded.runner.jobs import Job, JobQueue, Jobs, Kind, flow_status
+from embedded.runner.jobs import Job, JobQueue, Jobs, Kind, ResumeEvent, flow_status
 from embedded.runner.spec import Flow, load_flow
 from embedded.runner.workspace import NotFound, Workspace
 from embedded.tokens import (
@@ -41,6 +43,8 @@ from embedded.tokens import (
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC = {"/api/version"}
+# Resume and cancel URLs of an approval step: their signature is the authorization (jobs_u, as in Windmill).
+SIGNED = re.compile(r"^/api/w/[^/]+/jobs_u/(?:resume|cancel)/[^/]+/\d+/[0-9a-f]+$")
 UNSCOPED = Token("unscoped", None)
 CALLER = web.RequestKey("caller", Token)  # the token a request came with
 
@@ -123,6 +127,10 @@ class WindmillApi:
             web.get(w + "/jobs_u/completed/get_result/{id}", self.job_result),
             web.post(w + "/job_metrics/set_progress/{id}", self.progress_set),
             web.get(w + "/job_metrics/get_progress/{id}", self.progress_get),
+            # approval steps (wmill.get_resume_urls; the resume and cancel URLs it returns)
+            web.get(w + "/jobs/resume_urls/{id}/{resume_id}", self.job_resume_urls),
+            web.route("*", w + "/jobs_u/resume/{id}/{resume_id}/{signature}", self.job_resume),
+            web.route("*", w + "/jobs_u/cancel/{id}/{resume_id}/{signature}", self.job_resume),
         ]
         if self.queue is not None:  # a local Windmill: callers start and cancel jobs
             routes += [
@@ -139,7 +147,7 @@ class WindmillApi:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path not in PUBLIC and not request.path.startswith("/api/r/"):  # routes check their own auth
+            if request.path not in PUBLIC and not request.path.startswith("/api/r/") and not SIGNED.match(request.path):
                 caller = self._caller(request)
                 if caller is None:
                     return web.Response(status=401, text="Unauthorized: missing or wrong bearer token")
@@ -257,6 +265,36 @@ class WindmillApi:
             except InvalidRun:
                 return None
         return self._flows[path]
+
+    # --- approval steps ---------------------------------------------------------------------------
+
+    def resume_urls(self, job_id: str, resume_id: int, approver: str | None = None) -> dict[str, str]:
+        """Windmill's ResumeUrls of a step job: signed with the registry's key, so any API sharing it accepts them."""
+        signature = self.jobs.resume_signature(job_id, resume_id, approver)
+        query = f"?approver={quote(approver)}" if approver else ""
+        tail = f"{job_id}/{resume_id}/{signature}{query}"
+        base = f"{self.url}/api/w/{self.ws.id}/jobs_u"
+        return {"approvalPage": f"{self.url}/approve/{self.ws.id}/{tail}", "resume": f"{base}/resume/{tail}",
+                "cancel": f"{base}/cancel/{tail}"}
+
+    async def job_resume_urls(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        return web.json_response(self.resume_urls(job.id, int(request.match_info["resume_id"]),
+                                                  request.query.get("approver") or None))
+
+    async def job_resume(self, request: web.Request) -> web.Response:
+        """POST (or GET) a resume or cancel URL; the body (JSON) is the resume payload."""
+        job_id, resume_id = request.match_info["id"], int(request.match_info["resume_id"])
+        approver = request.query.get("approver") or None
+        if not self.jobs.check_signature(job_id, resume_id, approver, request.match_info["signature"]):
+            return web.Response(status=401, text="Invalid signature")
+        job = self._job(request)
+        if job.root.done:
+            return web.Response(status=400, text=f"the flow of job {job_id} is no longer waiting: it has finished")
+        approved = "/jobs_u/resume/" in request.path
+        payload = await _json_body(request) if request.method == "POST" else dict(request.query)
+        self.jobs.resume(job_id, ResumeEvent(resume_id, approver, approved, payload))
+        return web.Response(text=f"{'resumed' if approved else 'canceled'} job {job_id}")
 
     # --- jobs: start, wait, cancel (local Windmill only) ------------------------------------------
 

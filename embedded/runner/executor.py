@@ -11,11 +11,17 @@
   checked after each iteration and breaks the loop; `stop_after_all_iters_if` is checked once a
   loop or branchall is done.
 - `sleep` on a step delays the step after it; `timeout` kills the step's process.
+- `suspend` on a (script) step makes it an approval step: once its job succeeded, the flow waits for
+  `required_events` resumes through the step's resume URLs (`wmill.get_resume_urls()`, or `scripts/wm job
+  approve`), or one cancel. The step after it sees `resume` (the last payload), `resumes` and `approvers`. A
+  cancel fails the flow with SuspendedDisapproved, running out of `timeout` (default 30 min) with
+  SuspendedTimedOut, unless `continue_on_disapprove_timeout`: then `resume` is `{"error": ...}`.
 """
 
 import asyncio
 import itertools
 import json
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -25,7 +31,7 @@ from typing import Any
 from embedded.jseval import ExprError
 from embedded.runner.context import Run
 from embedded.runner.errors import InvalidRun
-from embedded.runner.jobs import Job
+from embedded.runner.jobs import Job, ResumeEvent
 from embedded.runner.launch import job_dir, launch
 from embedded.runner.spec import (
     BranchAll, BranchOne, Flow, ForLoop, Identity, Module, RawScript, Script, Static, Subflow, Transform,
@@ -48,6 +54,7 @@ class Outcome:
     result: Any
     stopped: bool = False  # a stop_after_if ended the enclosing list of steps
     skipped: bool = False  # ... with skip_if_stopped
+    skipped_step: bool = False  # skip_if skipped the step: no job ran (an approval step does not wait)
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Scope:
     flow_input: dict[str, Any]
     results: dict[str, Any]  # step id -> result, this scope's and the enclosing ones'
     label: str = ""  # prefix naming the steps in progress lines, e.g. "loop[3]."
+    resume: dict[str, Any] | None = None  # after an approval step: resume, resumes, approvers for the next step
 
     def nested(self, label: str, flow_input: dict[str, Any] | None = None) -> "Scope":
         return replace(
@@ -101,18 +109,67 @@ async def run_modules(run: Run, scope: Scope, modules: list[Module]) -> Outcome:
             seconds = await _value(run, scope, before.sleep, out.result, before.id)
             run.report.note("sleep", scope.label + before.id, f"{seconds}s before {module.id}")
             await asyncio.sleep(float(seconds))
-        out = await run_step(run, scope, module, out.result)
+        resume, scope.resume = scope.resume, None
+        out = await run_step(run, replace(scope, resume=resume) if resume else scope, module, out.result)
         scope.results[module.id] = out.result
         if out.stopped:
             break
+        if module.suspend and not out.skipped_step:
+            scope.resume = await _suspend(run, scope, module, out.result)
     return out
+
+
+async def _suspend(run: Run, scope: Scope, module: Module, result: Any) -> dict[str, Any]:
+    """Wait at an approval step for its resume events; what the next step sees as resume/resumes/approvers."""
+    assert module.suspend is not None
+    s = module.suspend
+    label = scope.label + module.id
+    step_job = next((j for j in reversed(run.jobs.children(scope.job)) if j.step_id == module.id), None)
+    if step_job is None:
+        raise StepFailed(module.id, {"name": "SuspendError", "message": "no job of the approval step to resume"})
+    timeout = float(s.timeout if s.timeout is not None else 30 * 60)
+    urls = run.api.resume_urls(step_job.id, random.randrange(1 << 30))
+    pending = _approval_file(run, step_job)
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    pending.write_text(json.dumps({
+        "job": step_job.id, "flow_job": scope.job.id, "root_job": scope.job.root.id, "flow": scope.flow.path,
+        "step": module.id, "required_events": s.required_events, "timeout_s": timeout, **urls,
+        "resume_form": s.resume_form.schema_ if s.resume_form else None, "request": result,
+    }, indent=2, default=str))
+    scope.job.suspended = s.required_events
+    run.report.note("suspend", label, f"waiting for {s.required_events} approval(s), up to {timeout:g}s: "
+                                      f"scripts/wm job approve|reject {scope.job.root.id}")
+    try:
+        events = await run.jobs.wait_resumes(step_job.id, s.required_events, timeout)
+    finally:
+        scope.job.suspended = 0
+        pending.unlink(missing_ok=True)
+    denied = next((e for e in events or [] if not e.approved), None)
+    if events is None or denied:
+        error = ({"name": "SuspendedDisapproved", "message": f"Disapproved by {denied.approver or 'unknown'}"}
+                 if denied else {"name": "SuspendedTimedOut", "message": "Timed out waiting to be resumed"})
+        if denied and isinstance(denied.payload, dict) and isinstance(denied.payload.get("reason"), str):
+            error["message"] += f": {denied.payload['reason']}"
+        run.report.note("resume", label, error["message"])
+        if not s.continue_on_disapprove_timeout:
+            raise StepFailed(module.id, error)
+        events = [e for e in events or [] if e.approved] + [ResumeEvent(-1, None, False, {"error": error})]
+    else:
+        run.report.note("resume", label, f"approved by {', '.join(e.approver or 'anonymous' for e in events)}")
+    return {"resume": events[-1].payload, "resumes": [e.payload for e in events],
+            "approvers": [e.approver or "anonymous" for e in events if e.resume_id >= 0]}
+
+
+def _approval_file(run: Run, job: Job) -> Any:
+    """.state/approvals/<step job>.json: where `scripts/wm job approve` finds a waiting step's resume URLs."""
+    return run.ws.state_dir / "approvals" / f"{job.id}.json"
 
 
 async def run_step(run: Run, scope: Scope, module: Module, previous: Any) -> Outcome:
     label = scope.label + module.id
     if module.skip_if and await _test(run, scope, module.skip_if.expr, previous, module.id):
         run.report.note("skip", label, "skip_if is true")
-        return Outcome(previous)
+        return Outcome(previous, skipped_step=True)
     failures = 0
     while True:
         try:
@@ -354,4 +411,6 @@ def _js_scope(scope: Scope, expr: str, previous: Any, **extra: Any) -> dict[str,
     # a loop's steps would otherwise copy every earlier result into every evaluation.
     dynamic = "results[" in expr or "results?.[" in expr
     results = {k: v for k, v in scope.results.items() if dynamic or k in expr}
-    return {"flow_input": scope.flow_input, "results": results, "previous_result": previous, "result": previous, **extra}
+    resume = scope.resume or {}
+    return {"flow_input": scope.flow_input, "results": results, "previous_result": previous, "result": previous,
+            **resume, **extra}

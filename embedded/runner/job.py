@@ -65,7 +65,9 @@ def _error(e: BaseException) -> dict[str, Any]:
 
 
 def run(file: str, name: str, job_dir: Path) -> int:
-    given = json.loads((job_dir / "args.json").read_text())
+    args_file = job_dir / "args.json"
+    given = json.loads(args_file.read_text())
+    args_file.unlink()  # resolved secrets: keep them in memory only
     try:
         main = _load(file, name).main
         result = main(**_call_args(main, given))

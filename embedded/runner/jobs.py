@@ -8,8 +8,11 @@ loop, with the queue's registry shared so that the API sees every step job and i
 """
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,6 +47,7 @@ class Job:
     progress: int | None = None
     canceled: str | None = None  # the reason, once canceled
     loops: dict[str, int] = field(default_factory=dict)  # for-loop module id -> its number of iterations
+    suspended: int = 0  # a flow waiting at an approval step: the resume events it still needs
 
     @property
     def root(self) -> "Job":
@@ -77,14 +81,61 @@ class Job:
             "canceled": self.canceled is not None,
             "canceled_reason": self.canceled,
         }
+        if self.kind == "flow":
+            out["suspend"] = self.suspended
         if self.done and self.started_at and self.finished_at:
             out["duration_ms"] = int((self.finished_at - self.started_at).total_seconds() * 1000)
         return out
 
 
+@dataclass(frozen=True)
+class ResumeEvent:
+    """One approval (or cancel) of a suspended step, as Windmill's resume_job row."""
+
+    resume_id: int
+    approver: str | None
+    approved: bool
+    payload: Any = None
+
+
 class Jobs:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        self.resume_key = secrets.token_bytes(32)  # signs resume URLs (Windmill: the workspace key)
+        self._resumes: dict[str, list[ResumeEvent]] = {}
+        self._resumed: dict[str, asyncio.Event] = {}
+
+    # --- approval steps: resume events per step job, kept until the flow consumes them -----------
+
+    def resume_signature(self, job_id: str, resume_id: int, approver: str | None) -> str:
+        message = job_id.encode() + resume_id.to_bytes(4, "big") + (approver or "").encode()
+        return hmac.new(self.resume_key, message, hashlib.sha256).hexdigest()
+
+    def check_signature(self, job_id: str, resume_id: int, approver: str | None, signature: str) -> bool:
+        return hmac.compare_digest(self.resume_signature(job_id, resume_id, approver), signature)
+
+    def resume(self, job_id: str, event: ResumeEvent) -> None:
+        """Record an approval or a cancel of the step job `job_id` (it may come before the flow waits)."""
+        events = self._resumes.setdefault(job_id, [])
+        if any(e.resume_id == event.resume_id for e in events):
+            raise ValueError(f"resume id {event.resume_id} of job {job_id} was already used")
+        events.append(event)
+        self._resumed.setdefault(job_id, asyncio.Event()).set()
+
+    async def wait_resumes(self, job_id: str, required: int, timeout: float) -> list[ResumeEvent] | None:
+        """The events once `required` approvals (or any cancel) arrived; None after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            events = self._resumes.get(job_id, [])
+            if any(not e.approved for e in events) or len(events) >= required:
+                return list(events)
+            flag = self._resumed.setdefault(job_id, asyncio.Event())
+            flag.clear()
+            try:
+                await asyncio.wait_for(flag.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return None
 
     def add(
         self,

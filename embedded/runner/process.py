@@ -27,7 +27,11 @@ async def execute(
     process group.
     """
     job_dir.mkdir(parents=True)
-    (job_dir / "args.json").write_text(json.dumps(args))
+    # The arguments hold resolved resources (connection strings, API keys): readable by this user only, and
+    # gone once the job has read them (job.py) or ended, as Windmill removes a job's folder.
+    args_file = job_dir / "args.json"
+    with os.fdopen(os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(json.dumps(args))
     log = job_dir.with_suffix(".log")
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -48,6 +52,7 @@ async def execute(
             if proc.returncode is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
+            args_file.unlink(missing_ok=True)
     result = job_dir / "result.json"
     if result.is_file():
         return json.loads(result.read_text())

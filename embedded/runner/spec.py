@@ -1,7 +1,7 @@
 """OpenFlow YAML parsed into strict models: any key the runner does not implement is an error.
 
 Field names and defaults follow Windmill's own parser (windmill-types flows.rs). To support a new
-module option (e.g. `suspend`), add the field to `Module` and handle it in the executor.
+module option, add the field to `Module` and handle it in the executor.
 """
 
 import random
@@ -166,6 +166,26 @@ ModuleValue = Annotated[
 ]
 
 
+class ResumeForm(Strict):
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+
+class Suspend(Strict):
+    """An approval step: after the step's job succeeds, the flow waits for `required_events` resumes (or one
+    cancel) through the step's resume URLs. `timeout` seconds (Windmill's default: 30 minutes) then fail the
+    flow, or, with continue_on_disapprove_timeout, go on with `resume = {"error": ...}`."""
+
+    required_events: int = 1
+    timeout: int | None = None
+    resume_form: ResumeForm | None = None
+    user_auth_required: bool = False  # ignored: the local runner has one user
+    user_groups_required: Transform | None = None  # ignored, likewise
+    self_approval_disabled: bool = False  # ignored, likewise
+    hide_cancel: bool = False
+    continue_on_disapprove_timeout: bool = False
+    skin: Literal["detailed", "minimal"] | None = None
+
+
 class Module(Strict):
     id: str
     value: ModuleValue
@@ -177,6 +197,7 @@ class Module(Strict):
     stop_after_if: StopAfterIf | None = None
     stop_after_all_iters_if: StopAfterIf | None = None
     continue_on_error: bool = False
+    suspend: Suspend | None = None
 
     def children(self) -> list["Module"]:
         v = self.value
@@ -262,6 +283,8 @@ def load_flow(ws: Workspace, path: str, _seen: frozenset[str] = frozenset()) -> 
         v = m.value
         if isinstance(v, RawScript) and (inline := flow.inline_file(v)) and not inline.is_file():
             raise InvalidRun(f"flow {path}: module {m.id!r}: inline file not found: {inline}")
+        if m.suspend and not isinstance(v, (RawScript, Script)):
+            raise InvalidRun(f"flow {path}: module {m.id!r}: suspend is supported on script steps only")
         if isinstance(v, Script):
             ws.script_file(v.path)
         if isinstance(v, Subflow):

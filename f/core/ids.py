@@ -2,16 +2,21 @@
 
 import re
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
 
 
 class InvalidId(ValueError):
     """An id that cannot be a single, safe path segment."""
 
 
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_ID.fullmatch(value)) and ".." not in value
+
+
 def check_id(value: str, kind: str = "id") -> str:
     """Return value if it is a safe path segment, else raise InvalidId naming the kind."""
-    if not isinstance(value, str) or not _ID.fullmatch(value) or ".." in value:
+    if not is_valid_id(value):
         shown = repr(value)[:80]
         raise InvalidId(
             f"invalid {kind} {shown}: use 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'"

@@ -76,6 +76,10 @@ class DocPaths:
     def extraction(self, chunk_id: str, call_hash: str) -> str:
         return f"{self.prefix}extractions/{check_id(chunk_id, 'chunk id')}/{check_id(call_hash, 'hash')}.json"
 
+    def claim(self, chunk_id: str, call_hash: str) -> str:
+        """Who is making that LLM call right now (f.pipeline.claims): held while the call is in flight."""
+        return f"{self.prefix}claims/{check_id(chunk_id, 'chunk id')}/{check_id(call_hash, 'hash')}.json"
+
     @property
     def merged(self) -> str:
         return f"{self.prefix}merged.json"

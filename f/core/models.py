@@ -13,7 +13,7 @@ def utcnow() -> datetime:
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PageInfo(Record):
@@ -161,10 +161,25 @@ class MergedRecord(Record):
     fields: dict[str, list[Candidate]] = Field(description="candidates per field, most votes first")
     field_samples: dict[str, int] = Field(description="samples of the chunks where the field was found")
     backends: dict[str, int] = Field(default_factory=dict, description="successful calls per backend")
+    inputs: str | None = Field(default=None, description="key of the settings and versions it was made with "
+                                                         "(f.pipeline.finished.inputs_key)")
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewRecord(Record):
+    """A person's decision at the approval step: corrected values replace the model's, the scored record is kept."""
+
+    decision: Literal["approved", "rejected"]
+    reviewer: str | None = None
+    comment: str | None = None
+    corrections: dict[str, Any] = Field(default_factory=dict)
+    original: str = Field(description="the scored record as it was before review (result.original.json)")
+    scored_hash: str = Field(description="hash of the scored fields the review applies to")
+    at: datetime = Field(default_factory=utcnow)
 
 
 class DocumentResult(Record):
-    """Written by score: the final record of one document."""
+    """Written by score: the final record of one document (with `review` once a person approved it)."""
 
     matter_id: str
     doc_id: str
@@ -179,6 +194,7 @@ class DocumentResult(Record):
     pages: int = 0
     llm_calls: int = 0
     error: str | None = None
+    review: ReviewRecord | None = None
     at: datetime = Field(default_factory=utcnow)
 
 

@@ -39,7 +39,8 @@ def _answers(field: str, output: dict[str, Any]) -> list[tuple[Any, int | None, 
 class FieldTally:
     """Votes for one field: candidates by normalized value, and how many samples could have voted."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected_per_chunk: int = 0) -> None:
+        self.expected_per_chunk = expected_per_chunk
         self.candidates: dict[str, Candidate] = {}
         self.samples_by_chunk: dict[str, int] = defaultdict(int)
         self.chunks_with_answers: set[str] = set()
@@ -61,15 +62,17 @@ class FieldTally:
 
     @property
     def samples(self) -> int:
-        """Samples of the chunks where anyone found a value: the denominator of agreement."""
-        return sum(self.samples_by_chunk[c] for c in self.chunks_with_answers)
+        """Samples of the chunks where anyone found a value: the denominator of agreement. A sample that
+        was asked for but never came back valid counts as a vote for nothing, so it lowers confidence."""
+        return sum(max(self.samples_by_chunk[c], self.expected_per_chunk) for c in self.chunks_with_answers)
 
     def ranked(self) -> list[Candidate]:
         return sorted(self.candidates.values(), key=lambda c: (-c.votes, c.page or 0, normalize(c.value)))
 
 
-def tally(records: list[CallRecord]) -> dict[str, FieldTally]:
-    tallies = {field: FieldTally() for field in CORE_FIELDS}
+def tally(records: list[CallRecord], expected_per_chunk: int = 0) -> dict[str, FieldTally]:
+    """`expected_per_chunk`: the k samples asked for per chunk (missing ones count against agreement)."""
+    tallies = {field: FieldTally(expected_per_chunk) for field in CORE_FIELDS}
     for record in sorted(records, key=lambda r: (r.chunk_id, r.sample)):
         if record.output is None:
             continue

@@ -2,7 +2,7 @@
 
 from typing import TypedDict
 
-from f.core.job import run_stage
+from f.core.job import boundary, run_stage
 from f.core.layout import DocPaths
 from f.pipeline.extract import extract
 
@@ -15,6 +15,7 @@ class llm_pool(TypedDict):
     backends: list
 
 
+@boundary
 def main(store: matter_store, pool: llm_pool, matter_id: str, doc_id: str, batch: int, k: int = 3) -> dict:
     doc = DocPaths(matter_id, doc_id)
     return run_stage(lambda blob: extract(blob, pool, doc, batch=batch, k=k), store, matter_id)

@@ -5,13 +5,17 @@ scanned pages, OCR'd like any other. A JPEG is embedded as it is (no re-encoding
 embedded losslessly. A multi-page TIFF becomes one PDF page per frame.
 """
 
+from __future__ import annotations
+
 import io
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pypdfium2 as pdfium
-from PIL import Image, ImageOps, ImageSequence
 
 from f.pdf.errors import BadDocument
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 Kind = Literal["pdf", "png", "jpeg", "tiff"]
 IMAGE_KINDS: frozenset[str] = frozenset({"png", "jpeg", "tiff"})
@@ -72,12 +76,16 @@ def _for_pdfium(frame: Image.Image) -> Image.Image:
         return frame
     gray = frame.mode in ("1", "L", "LA", "I", "I;16", "F")
     if "A" in frame.getbands() or "transparency" in frame.info:
+        from PIL import Image
+
         frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame.convert("RGBA"))
     return frame.convert("L" if gray else "RGB")
 
 
 def image_to_pdf(data: bytes, *, doc_label: str, max_pages: int = 2000) -> bytes:
     """A PDF with one image-only page per frame of a PNG, JPEG or TIFF; BadDocument if unreadable."""
+    from PIL import Image, ImageOps, ImageSequence  # here: ingest of a PDF (nearly every upload) never needs Pillow
+
     kind = sniff(data[:16])
     if kind not in IMAGE_KINDS:
         raise BadDocument(doc_label, f"not a PNG, JPEG or TIFF image: looks like {describe(data[:PDF_HEADER_WINDOW])}")

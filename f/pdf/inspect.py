@@ -7,6 +7,7 @@ Plain images are not PDFs: `f.pdf.images.image_to_pdf` turns them into one first
 `sniff`, converts, then inspects), so the message for a PNG renamed to .pdf says just that.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,16 @@ import pypdfium2.raw as pdfium_c
 
 from f.core.models import PageInfo
 from f.pdf.errors import BadDocument
-from f.pdf.images import PDF_HEADER_WINDOW, describe, sniff
+from f.pdf.images import MAX_IMAGE_PIXELS, PDF_HEADER_WINDOW, describe, sniff
 
 MIN_TEXT_CHARS = 20  # non-space characters that make a page's text layer worth using
 STAMP_CHARS = 200  # fewer characters over a page-sized image: a scan under a stamp (Bates number, legend)
 SCAN_COVERAGE = 0.5  # share of the page one image must cover to count as a scan
 MIN_PAGE_PT = 3.0  # the smallest page the PDF spec allows (ISO 32000-1, annex C)
 MAX_PAGE_PT = 14_400.0  # the largest: 200 inches
+MAX_PAGES = 2000  # the documented limit: longer documents are refused at ingest (split them first)
+_JS_NAME = re.compile(rb"/JavaScript(?=[\s/<>\[\]()%]|$)")  # the action type (/S /JavaScript) or name tree key
+_SCAN_BLOCK = 1 << 20
 
 _LOAD_ERRORS = {
     pdfium_c.FPDF_ERR_FILE: "the file cannot be opened",
@@ -77,6 +81,47 @@ def _has_zero_pages(data: bytes | Path) -> bool:
         pdfium_c.FPDF_CloseDocument(handle)
 
 
+def _has_javascript(doc: pdfium.PdfDocument, data: bytes | Path) -> bool:
+    """Document-level scripts (PDFium's name tree), or a /JavaScript action anywhere in the file's
+    uncompressed objects (open actions, links, form fields). Scripts hidden inside compressed object streams
+    are not seen here; nothing in the pipeline runs them either (PDFium's form and JS engine is never started)."""
+    if pdfium_c.FPDFDoc_GetJavaScriptActionCount(doc) > 0:
+        return True
+    if isinstance(data, bytes):
+        return _JS_NAME.search(data) is not None
+    with data.open("rb") as f:
+        carry = b""
+        while block := f.read(_SCAN_BLOCK):
+            if _JS_NAME.search(carry + block):
+                return True
+            carry = block[-16:]
+    return False
+
+
+def _check_content(doc: pdfium.PdfDocument, data: bytes | Path, doc_label: str) -> None:
+    """Refuse active content and attachments: scripts are never run, and attached files would go unread."""
+    attachments = doc.count_attachments()
+    if attachments:
+        raise BadDocument(doc_label, f"has {attachments} embedded file(s) (attachments), which would not be read; "
+                                     "extract them and upload each as its own document")
+    if _has_javascript(doc, data):
+        raise BadDocument(doc_label, "contains JavaScript (active content), which is refused; "
+                                     "print it to a new PDF and upload that")
+
+
+def _check_images(page: pdfium.PdfPage, page_no: int, doc_label: str) -> None:
+    """Refuse an image that would decode to more pixels than MAX_IMAGE_PIXELS (a decompression bomb): its
+    declared size is read without decoding it."""
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]):
+        try:
+            width, height = obj.get_px_size()
+        except pdfium.PdfiumError:
+            continue
+        if width * height > MAX_IMAGE_PIXELS:
+            raise BadDocument(doc_label, f"page {page_no} has an image of {width} x {height} pixels, over the limit of "
+                                         f"{MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?)")
+
+
 def _non_space_chars(page: pdfium.PdfPage) -> int:
     textpage = page.get_textpage()
     try:
@@ -109,12 +154,15 @@ def inspect_pdf(
     data: bytes | Path,
     *,
     doc_label: str,
-    max_pages: int = 2000,
+    max_pages: int = MAX_PAGES,
     max_page_pt: float = MAX_PAGE_PT,
     min_page_pt: float = MIN_PAGE_PT,
     min_text_chars: int = MIN_TEXT_CHARS,
 ) -> PdfInspection:
     """Check that data is a readable PDF within bounds and describe its pages; BadDocument otherwise.
+
+    Refused (BadDocument naming the reason): empty, not a PDF, unparsable, password-protected, zero pages,
+    over max_pages, a page outside the size bounds, an image over MAX_IMAGE_PIXELS, JavaScript, attachments.
 
     A page has a text layer when it holds at least min_text_chars non-space characters (PageInfo.chars
     counts those), unless those are fewer than STAMP_CHARS over an image covering most of the page:
@@ -134,6 +182,7 @@ def inspect_pdf(
         pages = len(doc)
         if pages > max_pages:
             raise BadDocument(doc_label, f"has {pages} pages, more than the limit of {max_pages}")
+        _check_content(doc, data, doc_label)
         info: list[PageInfo] = []
         for index in range(pages):
             try:
@@ -147,6 +196,7 @@ def inspect_pdf(
                         doc_label,
                         f"page {index + 1} is {width:.0f} x {height:.0f} pt, outside {min_page_pt:g}-{max_page_pt:g} pt",
                     )
+                _check_images(page, index + 1, doc_label)
                 chars = _non_space_chars(page)
                 has_text_layer = _has_text_layer(page, chars, min_text_chars)
             finally:

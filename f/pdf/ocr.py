@@ -10,8 +10,9 @@ import math
 import os
 from dataclasses import dataclass
 
+from typing import Any
+
 import pypdfium2 as pdfium
-import pytesseract
 from PIL import Image
 
 from f.core.models import PageText, Word
@@ -20,6 +21,20 @@ DPI = 300
 MAX_PIXELS = 40_000_000  # caps the render of an oversized page (an A3 page at 300 dpi is 17 MP)
 RETRY_BELOW = 0.5  # mean word confidence under which the page's orientation is checked
 _UPRIGHT = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
+
+
+def _pytesseract() -> Any:
+    """pytesseract, imported on first use: it imports numpy (0.1-0.2 s), which a split job of a document with
+    a text layer on every page never needs."""
+    import pytesseract
+
+    return pytesseract
+
+
+def __getattr__(name: str) -> Any:  # `ocr.pytesseract` still names the module
+    if name == "pytesseract":
+        return _pytesseract()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def single_threaded_tesseract() -> None:
@@ -54,8 +69,9 @@ def _uncompressed(image: Image.Image) -> Image.Image:
 def _tesseract(image: Image.Image, dpi: int, lang: str, config: str) -> dict[str, list]:
     single_threaded_tesseract()
     image = _uncompressed(image)
-    return pytesseract.image_to_data(
-        image, lang=lang, config=f"--dpi {dpi} {config}".strip(), output_type=pytesseract.Output.DICT
+    tesseract = _pytesseract()
+    return tesseract.image_to_data(
+        image, lang=lang, config=f"--dpi {dpi} {config}".strip(), output_type=tesseract.Output.DICT
     )
 
 
@@ -91,9 +107,10 @@ def _read(image: Image.Image, scale: float, turned: int, lang: str, config: str)
 
 def _orientation(image: Image.Image, dpi: int) -> int:
     """Clockwise degrees that make the page upright, by tesseract's OSD; 0 when it cannot tell."""
+    tesseract = _pytesseract()
     try:
-        osd = pytesseract.image_to_osd(_uncompressed(image), config=f"--dpi {dpi}", output_type=pytesseract.Output.DICT)
-    except pytesseract.TesseractError:  # too few characters to decide
+        osd = tesseract.image_to_osd(_uncompressed(image), config=f"--dpi {dpi}", output_type=tesseract.Output.DICT)
+    except tesseract.TesseractError:  # too few characters to decide
         return 0
     return int(osd["rotate"]) if osd.get("orientation_conf", 0) >= 1.0 and osd["rotate"] in _UPRIGHT else 0
 

@@ -9,6 +9,7 @@ from f.core.layout import DocPaths
 from f.core.models import CallRecord, ChunkPlan, MergedRecord
 from f.core.storage import BlobStore
 from f.extraction.merge import tally
+from f.pipeline.finished import inputs_key
 
 
 class MergeSummary(BaseModel):
@@ -18,9 +19,10 @@ class MergeSummary(BaseModel):
     fields_found: int
 
 
-async def read_calls(store: BlobStore, doc: DocPaths, k: int, limit: int = 16) -> list[CallRecord]:
+async def read_calls(store: BlobStore, doc: DocPaths, k: int, limit: int = 16,
+                     plan: ChunkPlan | None = None) -> list[CallRecord]:
     """The call records of the current chunk plan's chunks, samples 0..k-1 (earlier runs may have made more)."""
-    plan = await store.read_model(doc.chunk_plan, ChunkPlan)
+    plan = plan or await store.read_model(doc.chunk_plan, ChunkPlan)
     wanted = {c.chunk_id for c in plan.chunks}
     names = [n for n in await store.list_names(f"{doc.prefix}extractions/") if n.split("/")[-2] in wanted]
     gate = asyncio.Semaphore(limit)
@@ -35,14 +37,16 @@ async def read_calls(store: BlobStore, doc: DocPaths, k: int, limit: int = 16) -
 
 async def merge(store: BlobStore, doc: DocPaths, k: int) -> MergeSummary:
     """Always recomputed from the call records (cheap, no LLM), then written over the previous merge."""
-    records = await read_calls(store, doc, k)
-    tallies = tally(records)
+    plan = await store.read_model(doc.chunk_plan, ChunkPlan)
+    records = await read_calls(store, doc, k, plan=plan)
+    tallies = tally(records, expected_per_chunk=k)
     merged = MergedRecord(
         matter_id=doc.matter_id, doc_id=doc.doc_id, calls=len(records),
         calls_failed=sum(r.output is None for r in records),
         fields={name: t.ranked() for name, t in tallies.items()},
         field_samples={name: t.samples for name, t in tallies.items()},
         backends=dict(Counter(r.backend or "?" for r in records if r.output is not None)),
+        inputs=inputs_key(k, plan.chunk_pages, plan.overlap_chars),
     )
     await store.put_model(doc.merged, merged)
     return MergeSummary(doc_id=doc.doc_id, merged=doc.merged, calls=merged.calls,

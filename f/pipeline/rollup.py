@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from f.core.ids import check_id, is_valid_id
 from f.core.layout import DocPaths, MatterPaths
 from f.core.models import DocumentResult, FailureRecord, utcnow
 from f.core.links import Linked, link_fields
@@ -37,10 +38,23 @@ class Rollup(Linked):
     rollup: str
 
 
-async def list_documents(store: BlobStore, matter: MatterPaths) -> list[str]:
-    """Documents of a matter: every folder under its prefix that holds a source.pdf."""
+async def list_documents(store: BlobStore, matter: MatterPaths, *, invalid: bool = False) -> list[str]:
+    """Documents of a matter: every folder under its prefix that holds a source.pdf. A folder whose name is
+    not a valid document id (put there by hand) cannot be processed; `invalid=True` lists it too."""
     names = await store.list_names(matter.prefix)
-    return sorted({n[len(matter.prefix):].split("/")[0] for n in names if n.endswith("/source.pdf")})
+    found = sorted({n[len(matter.prefix):].split("/")[0] for n in names if n.endswith("/source.pdf")})
+    return found if invalid else [d for d in found if is_valid_id(d)]
+
+
+def _invalid_row(doc_id: str) -> DocumentRow:
+    try:
+        check_id(doc_id, "document id")
+        reason = "invalid document id"
+    except ValueError as e:
+        reason = str(e)
+    shown = doc_id[:200]
+    return DocumentRow(doc_id=shown, source_name=shown, status="failed",
+                       error=f"list_documents: {reason}; rename the folder to process it")
 
 
 async def _read(store: BlobStore, path: str, model: type[M]) -> M | None:
@@ -60,6 +74,8 @@ async def latest_outcome(store: BlobStore, doc: DocPaths) -> DocumentResult | Fa
 
 
 async def _row(store: BlobStore, matter: MatterPaths, doc_id: str) -> DocumentRow:
+    if not is_valid_id(doc_id):
+        return _invalid_row(doc_id)
     doc = matter.doc(doc_id)
     outcome = await latest_outcome(store, doc)
     if isinstance(outcome, DocumentResult):
@@ -73,7 +89,7 @@ async def _row(store: BlobStore, matter: MatterPaths, doc_id: str) -> DocumentRo
 
 
 async def rollup(store: BlobStore, matter: MatterPaths) -> Rollup:
-    doc_ids = await list_documents(store, matter)
+    doc_ids = await list_documents(store, matter, invalid=True)
     rows = list(await asyncio.gather(*(_row(store, matter, d) for d in doc_ids)))
     full = {"matter_id": matter.matter_id, "at": utcnow().isoformat(), "documents": [r.model_dump() for r in rows]}
     await store.put(matter.rollup, json.dumps(full))

@@ -18,7 +18,7 @@ from f.core.progress import Progress
 from f.core.storage import BlobStore, NotFound
 from f.extraction.chunking import plan_chunks
 from f.extraction.score import page_confidence, word_confidence
-from f.pdf.pages import read_pages
+from f.pdf.pages import read_page_records
 
 IO_LIMIT = 16
 
@@ -89,10 +89,10 @@ async def gather_pages(store: BlobStore, doc: DocPaths, manifest: Manifest) -> P
         with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
             await store.download_to(manifest.pdf_path, tmp)
             tmp.flush()
-            async for page in read_pages(Path(tmp.name), todo, ocr & set(todo)):
-                pages.add(page)
+            async for record in read_page_records(Path(tmp.name), todo, ocr & set(todo), ordered=False):
+                pages.add(record.header())
                 progress.advance()
-                await window.add(store.create_model(doc.page(page.page), page))
+                await window.add(store.create(doc.page(record.page), record.json))
         await window.drain()
     index = PageIndex(doc_id=doc.doc_id, pages=[pages.stats[n] for n in numbers])
     await store.put_model(doc.page_index, index)
@@ -124,7 +124,7 @@ async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_ch
                          chunks=[ChunkRef(chunk_id=c.chunk_id, pages=c.pages, content_hash=c.content_hash)
                                  for c in chunks])
         await store.put_model(doc.chunk_plan, plan)
-        index = PageIndex(doc_id=doc.doc_id, pages=list(pages.stats.values()))
+        index = PageIndex(doc_id=doc.doc_id, pages=[pages.stats[n] for n in sorted(pages.stats)])
     words = word_confidence(sorted(index.pages, key=lambda p: p.page))
     return SplitSummary(
         doc_id=doc.doc_id, pages=manifest.pages, ocr_pages=sum(p.source == "ocr" for p in index.pages),

@@ -22,7 +22,7 @@ def flow(second_step: str) -> str:
 @pytest.mark.parametrize(
     ("second_step", "message"),
     [
-        ("- {id: wait, suspend: {required_events: 1}, value: {type: identity}}", "module 'wait': unsupported key 'suspend'"),
+        ("- {id: wait, suspend: {required_events: 1}, value: {type: identity}}", "module 'wait': suspend is supported on script steps only"),
         ("- {id: cached, cache_ttl: 60, value: {type: identity}}", "module 'cached': unsupported key 'cache_ttl'"),
         ("- {id: fake, mock: {enabled: true, return_value: 1}, value: {type: identity}}", "module 'fake': unsupported key 'mock'"),
         ("- {id: agent, value: {type: aiagent, tools: []}}", "module 'agent': unsupported type 'aiagent'"),

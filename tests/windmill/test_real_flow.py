@@ -48,19 +48,19 @@ async def test_process_document_through_the_local_api(tmp_path):
                           json={"label": "caller", "scopes": [f"jobs:run:flows:{FLOW}"]}).text
 
         done = subprocess.run([str(ROOT / "scripts" / "trigger"), FLOW, "-d",
-                               json.dumps({"matter_id": MATTER, "doc_id": sample.name, "k": 2})],
+                               json.dumps({"matter_id": MATTER, "doc_id": sample.name, "k": 2, "review": False})],
                               env=env | {"WM_BASE_URL": url, "WM_WORKSPACE": "local", "WM_TOKEN": token},
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         result = json.loads(done.stdout)
         assert result["doc_id"] == sample.name and result["document_type"] == sample.truth.document_type
         for step in ("ingest", "split", "extract", "score"):
-            assert f"/5 {step}" in done.stderr, step
+            assert f"/6 {step}" in done.stderr, step  # 6 steps: the review branch is the last
         job_id = done.stderr.split("as job ")[1].split()[0]
 
         admin_h = {"Authorization": f"Bearer {admin}"}
         status = http.get(f"/api/w/local/jobs_u/get/{job_id}", headers=admin_h).json()["flow_status"]
-        assert [m["type"] for m in status["modules"]] == ["Success"] * 5
+        assert [m["type"] for m in status["modules"]] == ["Success"] * 6
         extract = next(m for m in status["modules"] if m["id"] == "extract")
         batch = http.get(f"/api/w/local/jobs_u/get/{extract['flow_jobs'][0]}", headers=admin_h).json()
         assert batch["progress"] == 99, "f/core/progress.py reports through wmill.set_progress"

@@ -1,0 +1,1 @@
+"""The confidence evaluation: corpus (corpus.py), statistics (metrics.py), the run (run.py, `scripts/eval`)."""

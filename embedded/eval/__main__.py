@@ -1,0 +1,5 @@
+import sys
+
+from embedded.eval.run import main
+
+sys.exit(main())
