@@ -1,6 +1,7 @@
 """Side-by-side measurements that need no services: the page reader against bare loops, and job start-up."""
 
 import asyncio
+import json
 import multiprocessing
 import os
 import re
@@ -40,20 +41,29 @@ def bare_text(path: Path, pages: list[int]) -> int:
 
 
 def bare_words(path: Path, pages: list[int]) -> int:
-    """The same output as split's (text, and a box per word from its first and last glyph), written the plain
-    way with pypdfium2's helpers, in one process: the library's own cost for what split produces."""
-    words = 0
+    """The same records as split's, written the plain way in one process: the page's text, a box per word from
+    its first and last glyph (pypdfium2's helpers, loose boxes, top-left origin, two decimals), and the record as
+    JSON, which is what split stores. Returns the bytes made."""
+    made = 0
     with pdfium.PdfDocument(str(path)) as doc:
         for n in pages:
             page = doc[n - 1]
+            left, _, _, top = page.get_bbox()
             textpage = page.get_textpage()
             text = textpage.get_text_range()
-            boxes = [(m.group(), textpage.get_charbox(m.start(), loose=True), textpage.get_charbox(m.end() - 1, loose=True))
-                     for m in _WORD.finditer(text)]
-            words += len(boxes)
+            words = []
+            for m in _WORD.finditer(text):
+                l0, b0, r0, t0 = textpage.get_charbox(m.start(), loose=True)
+                l1, b1, r1, t1 = textpage.get_charbox(m.end() - 1, loose=True)
+                box = [round(min(l0, l1) - left, 2), round(top - max(t0, t1), 2), round(max(r0, r1) - left, 2),
+                       round(top - min(b0, b1), 2)]
+                words.append({"text": m.group(), "conf": 1.0, "bbox": box})
+            made += len(json.dumps({"page": n, "source": "text_layer", "text": text, "words": words,
+                                    "word_count": len(words), "avg_word_confidence": 1.0 if words else 0.0},
+                                   ensure_ascii=False))
             textpage.close()
             page.close()
-    return words
+    return made
 
 
 async def _ours(path: Path, pages: list[int], ocr: set[int]) -> int:

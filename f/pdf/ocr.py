@@ -9,7 +9,6 @@ tesseract's orientation detection decides, and the page is read again turned upr
 import math
 import os
 from dataclasses import dataclass
-
 from typing import Any
 
 import pypdfium2 as pdfium
