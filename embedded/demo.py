@@ -10,7 +10,7 @@ from typing import Any
 
 from embedded.azurite import ROOT
 from embedded.runner import FlowFailed, Workspace, run_flow
-from embedded.services import CONTAINER, local_services
+from embedded.services import CONTAINER, STATE, local_services
 from f.core.ids import check_id, id_from_filename
 from f.core.layout import MatterPaths
 from f.core.models import DocumentResult
@@ -113,7 +113,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     matter = MatterPaths(check_id(args.matter_id, "matter id"))
     folder = Path(args.input) if args.input else sample_matter(matter.matter_id)
     files = document_files(folder)
-    async with local_services(pool=args.pool) as variables:
+    # The local models keep their own store: a matter finished on one pool is not "finished" for the other.
+    # The simulated pool's store is the one that scripts/serve and scripts/wm open.
+    state = STATE / "local-models" if args.pool == "local-models" else STATE
+    async with local_services(pool=args.pool, state_dir=state) as variables:
         config = {"container": CONTAINER, "connection_string": variables["f/matter/blob_connection_string"]}
         async with open_store(config, matter.prefix) as store:
             ids = await upload(store, matter, files)
@@ -137,11 +140,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__)
     parser.add_argument("--input", help="a folder of your own PDFs, processed as one matter")
     parser.add_argument("--matter-id", default=DEFAULT_MATTER)
-    parser.add_argument("--pool", choices=sorted(POOL_RESOURCES), default="sim")
-    parser.add_argument("-k", type=int, default=3, help="independent extractions per chunk")
+    parser.add_argument("--pool", choices=sorted(POOL_RESOURCES), default="local-models",
+                        help="local-models: real small models on llama.cpp (default); sim: the simulated pool")
+    parser.add_argument("-k", type=int, help="independent extractions per chunk (default: 2 on local-models, "
+                                             "one per model; 3 on sim)")
     parser.add_argument("--workers", type=int, default=4, help="concurrent job processes, like worker replicas")
     parser.add_argument("--json", action="store_true", help="print the matter's result as JSON")
     args = parser.parse_args()
+    if args.k is None:
+        args.k = 2 if args.pool == "local-models" else 3
     report = asyncio.run(run(args))
     if args.json:
         json.dump(report, sys.stdout, indent=2, ensure_ascii=False)

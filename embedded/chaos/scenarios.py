@@ -699,7 +699,8 @@ async def hostile_ids_row(corpus: Corpus) -> Row:
                   and "invalid document id" in (rows[f[:200]]["error"] or "")]
         after = set(await lab.all_names())
         new = sorted(after - before)
-        inside_good = all(n.startswith(lab.matter.doc(good.name).prefix) or n == lab.matter.rollup for n in new)
+        inside_good = all(n.startswith((lab.matter.doc(good.name).prefix, lab.matter.llm_boards))
+                          or n == lab.matter.rollup for n in new)
         # The store itself refuses names that climb out of the scope, whatever the caller.
         escapes = 0
         async with lab.store() as s:

@@ -173,13 +173,13 @@ async def prepare(store: BlobStore, run: DocRun, chunk_pages: int, overlap: int,
     run.chunks = [await store.read_model(doc.chunk(c.chunk_id), Chunk) for c in plan.chunks]
 
 
-async def collect(store: BlobStore, run: DocRun, k: int) -> None:
+async def collect(store: BlobStore, run: DocRun, k: int, profile: str) -> None:
     doc = run.paths
-    await merge(store, doc, k)
+    await merge(store, doc, k, profile)
     run.merged = await store.read_model(doc.merged, MergedRecord)
     manifest = await store.read_model(doc.manifest, Manifest)
     run.pages = [await store.read_model(doc.page(n), PageText) for n in range(1, manifest.pages + 1)]
-    run.calls = [c for c in await read_calls(store, doc, k) if c.output is not None]
+    run.calls = [c for c in await read_calls(store, doc, k, profile=profile) if c.output is not None]
 
 
 # ---------------------------------------------------------------- rows
@@ -480,7 +480,7 @@ async def run_eval(args: argparse.Namespace) -> dict[str, Any]:
                                           concurrency=args.concurrency)
                         except ChunkFailed as e:  # some chunk got no valid answer: score what came back
                             print(f"eval: {run.doc.doc_id}: {e}", file=sys.stderr)
-                    await collect(store, run, args.k)
+                    await collect(store, run, args.k, pool.get("output_profile", "full"))
                 except Exception as e:  # a document whose every call failed: counted, not fatal
                     run.error = f"{type(e).__name__}: {e}"
                     print(f"eval: {run.doc.doc_id}: {run.error[:300]}", file=sys.stderr)

@@ -26,6 +26,11 @@ class MatterPaths:
     def failure(self) -> str:
         return f"{self.prefix}failure.json"
 
+    @property
+    def llm_boards(self) -> str:
+        """The LLM pool's shared budgets for this matter's jobs ('_' cannot start a document id)."""
+        return f"{self.prefix}_llm/boards/"
+
     def doc(self, doc_id: str) -> "DocPaths":
         return DocPaths(self.matter_id, doc_id)
 

@@ -80,6 +80,8 @@ class ChunkPlan(Record):
     chunk_pages: int
     overlap_chars: int
     batch_size: int = Field(description="chunks per extract job")
+    type_hint: str | None = Field(default=None, description="the likely document type from its first page's words "
+                                                             "(f.extraction.doctype); narrows the compact schema")
     chunks: list[ChunkRef]
 
     @property
@@ -163,6 +165,7 @@ class MergedRecord(Record):
     backends: dict[str, int] = Field(default_factory=dict, description="successful calls per backend")
     inputs: str | None = Field(default=None, description="key of the settings and versions it was made with "
                                                          "(f.pipeline.finished.inputs_key)")
+    profile: str = Field(default="full", description="the output profile of the calls it merged")
     at: datetime = Field(default_factory=utcnow)
 
 

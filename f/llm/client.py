@@ -323,15 +323,13 @@ class LLMClient:
 
     def _dispatch(self) -> None:
         """Capacity may have freed (a request ended, a lease arrived): hand it to the waiting calls, earliest
-        deadline first. Adaptive LIFO: once the oldest waiter has spent half its deadline waiting, the pool
-        is overloaded rather than catching up, and serving the oldest would only spend the capacity on
-        calls about to expire; then the newest go first, and the oldest meet their deadline."""
+        deadline first. (An adaptive LIFO, newest first once the oldest had waited half its deadline, made
+        the backlog of a 20 s outage at 1x load expire: 3-11 errors per run against 0, and 0.81 goodput
+        against 0.87 at 2x; scripts/bench-llm, README.)"""
         if not self._queue:
             return
         now = self._clock()
-        head = self._queue[0]
-        overloaded = now - head.started > (head.deadline - head.started) / 2
-        for w in reversed(self._queue) if overloaded else list(self._queue):
+        for w in list(self._queue):
             if not any(r.wait_s(w.tokens, now) <= 0 for r in self._routes):
                 break  # nothing can admit now; waiters wake themselves when a cooldown or refill is due
             choice = self._pick(w, now)

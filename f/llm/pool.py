@@ -123,6 +123,8 @@ class LLMPool(_Model):
         default=4, ge=1, le=20, description="non-429 attempts per call (429s are bounded by the deadline)"
     )
     default_cooldown_s: float = Field(default=2.0, gt=0, description="cooldown after a 429 that names no retry time")
+    output_profile: Literal["full", "compact"] = Field(
+        default="full", description="what one extraction call asks for (see f.extraction.profiles)")
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     shared: SharedConfig = Field(default_factory=SharedConfig)
 

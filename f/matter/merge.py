@@ -12,6 +12,6 @@ class matter_store(TypedDict):
 
 
 @boundary
-def main(store: matter_store, matter_id: str, doc_id: str, k: int = 3) -> dict:
+def main(store: matter_store, matter_id: str, doc_id: str, k: int = 3, profile: str = "full") -> dict:
     doc = DocPaths(matter_id, doc_id)
-    return run_stage(lambda blob: merge(blob, doc, k), store, matter_id)
+    return run_stage(lambda blob: merge(blob, doc, k, profile), store, matter_id)

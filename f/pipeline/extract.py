@@ -21,15 +21,14 @@ import time
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from f.core.layout import DocPaths
+from f.core.layout import DocPaths, MatterPaths
 from f.core.models import CallRecord, Chunk, ChunkPlan, Usage
 from f.core.progress import Progress
 from f.core.storage import BlobStore, Conflict, NotFound
 from f.extraction.chunking import content_hash
-from f.extraction.prompt import PROMPT_VERSION, build_messages
-from f.extraction.schema import SCHEMA_VERSION, ChunkExtraction
+from f.extraction.profiles import PROFILES, Request
 from f.llm.client import LLMCallFailed, LLMClient
 from f.llm.pool import LLMPool
 
@@ -49,22 +48,31 @@ class ChunkStatus(BaseModel):
     failed: int
 
 
+SHOWN_FAILURES = 5  # chunk ids named in a summary; the loop's list of summaries must stay small
+
+
 class ExtractSummary(BaseModel):
+    """One extract job's result, a few hundred bytes: a for-loop gathers one per batch."""
+
     doc_id: str
     batch: int
-    chunks: list[ChunkStatus]
+    profile: str = Field(description="the pool's output profile: merge reads only this profile's calls")
+    chunks: int
     calls_made: int
     calls_cached: int
     calls_failed: int
-    backends: dict[str, dict[str, int]]
+    chunks_with_failures: int
+    failed_chunks: list[str] = Field(description=f"the first {SHOWN_FAILURES} chunks with a failed call")
+    backends: dict[str, dict[str, int]] = Field(
+        description="per backend used: its non-zero counters (calls, ok, throttled_429, errors_5xx, breaker_trips...)")
 
 
 class ChunkFailed(RuntimeError):
     pass
 
 
-def call_hash(chunk: Chunk, sample: int) -> str:
-    return content_hash(chunk.content_hash, PROMPT_VERSION, SCHEMA_VERSION, MAX_TOKENS, sample)
+def call_hash(chunk: Chunk, sample: int, request: Request) -> str:
+    return content_hash(chunk.content_hash, *request.version, MAX_TOKENS, sample)
 
 
 class Claim(BaseModel):
@@ -145,9 +153,11 @@ async def _claim_call(store: BlobStore, doc: DocPaths, chunk_id: str, key: str, 
 
 
 async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: Chunk, sample: int,
-                    used_backends: set[str]) -> str:
+                    used_backends: set[str], type_hint: str | None = None) -> str:
     """'cached', 'ok' or 'failed' for one sample of one chunk."""
-    key = call_hash(chunk, sample)
+    profile = PROFILES[client.pool.output_profile]
+    request = profile.request(chunk, type_hint)
+    key = call_hash(chunk, sample, request)
     path = doc.extraction(chunk.chunk_id, key)
     if await store.exists(path):
         return "cached"
@@ -160,17 +170,17 @@ async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: C
         return "cached"
     try:
         try:
-            result = await client.complete_json(messages=build_messages(chunk), schema=ChunkExtraction,
+            result = await client.complete_json(messages=request.messages, schema=request.schema,
                                                 max_tokens=MAX_TOKENS, spread=used_backends)
         except LLMCallFailed as e:
             log.warning("chunk %s sample %d failed: %s", chunk.chunk_id, sample, e)
             return "failed"
         record = CallRecord(
-            chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=PROMPT_VERSION,
+            chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=profile.prompt_version,
             backend=result.backend, model=result.model, latency_s=round(result.latency_s, 3),
             attempts=result.attempts,
             usage=Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens),
-            logprob_mean=result.logprob_mean, output=result.parsed,
+            logprob_mean=result.logprob_mean, output=profile.to_output(result.parsed, chunk, request.schema),
         )
         await _save(store, path, record)
         return "ok"
@@ -206,13 +216,21 @@ async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
 
 
 async def _chunk(client: LLMClient, store: BlobStore, doc: DocPaths, chunk_id: str, k: int,
-                 progress: Progress) -> ChunkStatus:
+                 progress: Progress, type_hint: str | None) -> ChunkStatus:
     chunk = await store.read_model(doc.chunk(chunk_id), Chunk)
     used: set[str] = set()
-    outcomes = await _all(_one_call(client, store, doc, chunk, s, used) for s in range(k))
+    outcomes = await _all(_one_call(client, store, doc, chunk, s, used, type_hint) for s in range(k))
     progress.advance()
     return ChunkStatus(chunk_id=chunk_id, ok=outcomes.count("ok"), cached=outcomes.count("cached"),
                        failed=outcomes.count("failed"))
+
+
+def _matter_pool(pool: LLMPool | dict[str, Any], doc: DocPaths) -> LLMPool:
+    """The pool with its shared boards under the matter's prefix: every job of the matter shares one budget,
+    and nothing is written outside the matter."""
+    config = pool if isinstance(pool, LLMPool) else LLMPool.model_validate(pool)
+    boards = MatterPaths(doc.matter_id).llm_boards
+    return config.model_copy(update={"shared": config.shared.model_copy(update={"prefix": boards})})
 
 
 async def extract(store: BlobStore, pool: LLMPool | dict[str, Any], doc: DocPaths, *, batch: int, k: int,
@@ -221,18 +239,20 @@ async def extract(store: BlobStore, pool: LLMPool | dict[str, Any], doc: DocPath
     refs = plan.batch(batch)
     progress = Progress(f"extract {doc.doc_id} batch {batch}", len(refs))
     gate = asyncio.Semaphore(concurrency)
-    pool_config = pool if isinstance(pool, LLMPool) else LLMPool.model_validate(pool)
-    async with LLMClient(pool_config) as client:
+    async with LLMClient(_matter_pool(pool, doc), board_store=store) as client:
         async def guarded(chunk_id: str) -> ChunkStatus:
             async with gate:
-                return await _chunk(client, store, doc, chunk_id, k, progress)
+                return await _chunk(client, store, doc, chunk_id, k, progress, plan.type_hint)
 
         statuses = await _all(guarded(r.chunk_id) for r in refs)
         stats = client.stats()
+    failing = [s.chunk_id for s in statuses if s.failed]
     summary = ExtractSummary(
-        doc_id=doc.doc_id, batch=batch, chunks=statuses,
+        doc_id=doc.doc_id, batch=batch, profile=client.pool.output_profile, chunks=len(statuses),
         calls_made=sum(s.ok for s in statuses), calls_cached=sum(s.cached for s in statuses),
-        calls_failed=sum(s.failed for s in statuses), backends=stats,
+        calls_failed=sum(s.failed for s in statuses), chunks_with_failures=len(failing),
+        failed_chunks=failing[:SHOWN_FAILURES],
+        backends={name: {k: v for k, v in c.items() if v} for name, c in stats.items() if c["calls"]},
     )
     starved = [s.chunk_id for s in statuses if s.ok + s.cached == 0]
     if starved:

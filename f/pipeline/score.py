@@ -87,7 +87,7 @@ async def score(store: BlobStore, doc: DocPaths) -> ScoreSummary:
     pages = [await store.read_model(doc.page(n), PageText) for n in cited]
     calibration = calibration_for(list(merged.backends))
     uses_logprobs = any(calibration.coef.get(f, 0.0) for f in ("logprob", "has_logprob"))
-    calls = await read_calls(store, doc, k=1 << 16) if uses_logprobs else []
+    calls = await read_calls(store, doc, k=1 << 16, profile=merged.profile) if uses_logprobs else []
     words = word_confidence(sorted(index.pages, key=lambda p: p.page))
     scored = score_all(merged, pages, calls, calibration, doc_quality=words.document)
     fields = {name: s.result for name, s in scored.items()}

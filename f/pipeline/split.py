@@ -16,6 +16,7 @@ from f.core.layout import DocPaths
 from f.core.models import ChunkPlan, ChunkRef, Manifest, PageConfidence, PageIndex, PageText
 from f.core.progress import Progress
 from f.core.storage import BlobStore, NotFound
+from f.extraction.doctype import guess_document_type
 from f.extraction.chunking import plan_chunks
 from f.extraction.score import page_confidence, word_confidence
 from f.pdf.pages import read_page_records
@@ -99,8 +100,17 @@ async def gather_pages(store: BlobStore, doc: DocPaths, manifest: Manifest) -> P
     return pages
 
 
+MAX_BATCHES = 32  # extract jobs per document: bounds the for-loop's list of results and the job start-ups
+
+
+def batch_size_for(chunks: int, requested: int) -> int:
+    """The requested chunks per job, raised when a long document would otherwise need over MAX_BATCHES jobs."""
+    return max(requested, -(-chunks // MAX_BATCHES))
+
+
 def _same_settings(plan: ChunkPlan, chunk_pages: int, overlap_chars: int, batch_size: int) -> bool:
-    return (plan.chunk_pages, plan.overlap_chars, plan.batch_size) == (chunk_pages, overlap_chars, batch_size)
+    return ((plan.chunk_pages, plan.overlap_chars, plan.batch_size)
+            == (chunk_pages, overlap_chars, batch_size_for(len(plan.chunks), batch_size)))
 
 
 async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_chars: int,
@@ -120,7 +130,8 @@ async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_ch
             await window.add(store.create_model(doc.chunk(chunk.chunk_id), chunk))
         await window.drain()
         plan = ChunkPlan(doc_id=doc.doc_id, chunk_pages=chunk_pages, overlap_chars=overlap_chars,
-                         batch_size=batch_size,
+                         batch_size=batch_size_for(len(chunks), batch_size),
+                         type_hint=guess_document_type(pages.text.get(1, "")),
                          chunks=[ChunkRef(chunk_id=c.chunk_id, pages=c.pages, content_hash=c.content_hash)
                                  for c in chunks])
         await store.put_model(doc.chunk_plan, plan)

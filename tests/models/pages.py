@@ -7,8 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from f.core.models import Chunk
 from f.extraction.chunking import content_hash
-from f.extraction.prompt import SYSTEM, build_messages
-from f.extraction.schema import DocumentType
+from f.extraction.compact import IsoDate, Text
 
 
 @dataclass(frozen=True)
@@ -176,51 +175,10 @@ def field_correct(name: str, got: Any, want: Any) -> bool:
     return bool(g) and (g == w or core in g or (len(g) > 5 and g in w))
 
 
-Text = Annotated[str, StringConstraints(max_length=80)]
-
-
-class SmallExtraction(BaseModel):
-    """The per-call schema proposed for small local models: flat, value-only, every key present
-    (null when not stated), strings and lists bounded. Under llama.cpp's grammar this bounds the
-    answer (about 60-200 tokens): with ChunkExtraction's all-optional keys the grammar lets a small
-    model close at once (`{}`), and unbounded strings let it run on to max_tokens."""
-
-    model_config = ConfigDict(extra="forbid")
-    document_type: DocumentType | None
-    matter_number: Text | None
-    client_name: Text | None
-    counterparty: Text | None
-    document_date: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None
-    total_amount: float | None
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None
-    court: Text | None
-    case_number: Annotated[str, StringConstraints(max_length=40)] | None
-    governing_law: Text | None
-    signatories: Annotated[list[Text], Field(max_length=4)]
-
-    def fields(self) -> dict[str, Any]:
-        """As ChunkExtraction values: total_amount becomes {value, currency}."""
-        out = self.model_dump(exclude={"total_amount", "currency"})
-        out["total_amount"] = None if self.total_amount is None else {
-            "value": self.total_amount, "currency": self.currency or ""}
-        return out
-
-
 class FewFields(BaseModel):
     """Three fields only: the smallest per-call schema, where both small models get the client right."""
 
     model_config = ConfigDict(extra="forbid")
     client_name: Text | None
     matter_number: Text | None
-    document_date: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None
-
-
-SMALL_SYSTEM = SYSTEM.replace(
-    "For each field give value, page and quote (the exact words the value comes from); use null",
-    "Give each field's value as written in the text; use null")
-
-
-def small_messages(chunk: Chunk) -> list[dict[str, str]]:
-    """The project's prompt, asking for values only (no page or quote)."""
-    messages = build_messages(chunk)
-    return [{**messages[0], "content": SMALL_SYSTEM}, *messages[1:]]
+    document_date: IsoDate | None

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
-from pages import ENGAGEMENT_LETTER, INVOICE, FewFields, field_correct, small_messages
+from pages import ENGAGEMENT_LETTER, INVOICE, FewFields, field_correct
 
 from embedded.llamacpp import LOCAL_MODELS, ModelsNotInstalled, check_installed, run_local_models
 from embedded.services import backend_url_variable
-from f.extraction.prompt import build_messages
+from f.extraction.prompt import build_messages, compact_messages
 from f.extraction.schema import ChunkExtraction
 from f.llm.client import LLMClient
 from f.llm.pool import LLMPool
@@ -74,7 +74,7 @@ async def test_client_gets_valid_json_and_the_client_name(servers: dict[str, str
     pool["backends"] = [b for b in pool["backends"] if b["name"] == backend]
     t0 = time.monotonic()
     async with LLMClient(pool) as client:
-        res = await client.complete_json(small_messages(ENGAGEMENT_LETTER.chunk()), FewFields, max_tokens=150)
+        res = await client.complete_json(compact_messages(ENGAGEMENT_LETTER.chunk()), FewFields, max_tokens=150)
     assert res.backend == backend and res.attempts == 1
     fields = FewFields.model_validate(res.parsed).model_dump()
     assert field_correct("client_name", fields["client_name"], ENGAGEMENT_LETTER.truth["client_name"]), fields

@@ -68,7 +68,8 @@ def test_the_demo_twice_second_run_makes_no_llm_calls(tmp_path, sample_docs):
     for sample in sample_docs[:2]:
         (folder / sample.pdf_path.name).write_bytes(sample.pdf_path.read_bytes())
     env = os.environ | {"MATTER_STATE_DIR": str(tmp_path / "state")}
-    command = [sys.executable, "-m", "embedded.demo", "--input", str(folder), "--json", "--matter-id", "demo-test"]
+    command = [sys.executable, "-m", "embedded.demo", "--input", str(folder), "--json", "--matter-id", "demo-test",
+               "--pool", "sim"]
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

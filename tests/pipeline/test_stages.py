@@ -62,6 +62,9 @@ async def test_a_scanned_document_goes_through_every_stage(store, sim_pool, samp
     records = [await store.read_model(n, CallRecord) for n in await store.list_names(f"{doc.prefix}extractions/")]
     assert len(records) == calls and all(r.output for r in records)
     assert len({r.backend for r in records}) >= 2, "k samples should spread over backends"
+    assert sum(c["ok"] for e in extracted for c in e["backends"].values()) == calls
+    boards = await store.list_names(MATTER_PATHS.llm_boards)
+    assert boards, "the matter's jobs share one rate budget through boards under the matter's prefix"
     assert merged["calls"] == calls
 
     result = await store.read_model(doc.result, DocumentResult)
@@ -75,7 +78,7 @@ async def test_a_scanned_document_goes_through_every_stage(store, sim_pool, samp
     # A second pass pays for nothing: every call is found in the store.
     before = await served_requests(backends)
     again = await extract(store, pool, doc, batch=0, k=3)
-    assert again.calls_made == 0 and again.calls_cached == 3 * len(again.chunks)
+    assert again.calls_made == 0 and again.calls_cached == 3 * again.chunks
     assert await served_requests(backends) == before
     assert (await ingest(store, doc)).skipped and (await split(store, doc, chunk_pages=2, overlap_chars=400,
                                                                batch_size=2)).skipped
@@ -151,3 +154,11 @@ async def test_summaries_open_their_record_when_the_store_is_the_workspace_stora
         assert (await rollup(store, MATTER_PATHS)).s3 == MATTER_PATHS.rollup
     async with open_store(store_config, MATTER_PATHS.prefix) as store:
         assert (await rollup(store, MATTER_PATHS)).s3 is None
+
+
+def test_a_long_document_gets_at_most_max_batches_extract_jobs():
+    from f.pipeline.split import MAX_BATCHES, batch_size_for
+    assert batch_size_for(10, 4) == 4
+    for chunks in (1, 127, 128, 129, 500, 5000):
+        size = batch_size_for(chunks, 4)
+        assert -(-chunks // size) <= MAX_BATCHES and size >= 4

@@ -11,6 +11,7 @@ from f.core.layout import MatterPaths
 from f.core.models import Chunk
 from f.core.storage import open_store
 from f.extraction.chunking import content_hash
+from f.extraction.profiles import PROFILES
 from f.pipeline.extract import Claim, _acquire, _one_call
 
 DOC = MatterPaths("M-CLAIMS").doc("d1")
@@ -27,7 +28,7 @@ class FakeClient:
 
     def __init__(self, seconds: float = 0.3) -> None:
         self.paid, self.seconds = 0, seconds
-        self.pool = type("P", (), {"deadline_s": 5.0})()
+        self.pool = type("P", (), {"deadline_s": 5.0, "output_profile": "full"})()
 
     async def complete_json(self, **_kw):
         self.paid += 1
@@ -66,7 +67,7 @@ async def test_a_live_claim_blocks_and_an_expired_one_is_taken_over(store, monke
 async def test_a_dead_holders_call_is_made_once_its_claim_expires(store, monkeypatch):
     monkeypatch.setattr(extract_mod, "CLAIM_TTL_S", 0.6)
     c = chunk()
-    key = extract_mod.call_hash(c, 0)
+    key = extract_mod.call_hash(c, 0, PROFILES["full"].request(c, None))
     stale = Claim(owner="killed-job", expires_at=time.time() + 0.6).model_dump_json()
     await store.create(DOC.claim(c.chunk_id, key), stale)  # left by a job killed mid-call
     client = FakeClient(0.05)

@@ -1,0 +1,65 @@
+"""What one extraction call asks for, by the pool's `output_profile`: the schema, the messages, and how the
+validated answer becomes the ChunkExtraction that merge and score read.
+
+- full: ChunkExtraction, every field with value, page and quote (capable models).
+- compact: a flat schema of values as written, for small local models, narrowed to the fields of the
+  document's type when split could tell it (f.extraction.doctype); page and quote are found in the text.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from f.core.models import Chunk
+from f.extraction.compact import COMPACT_SCHEMA_VERSION, CompactAnswer, compact_schema, to_chunk_extraction
+from f.extraction.prompt import COMPACT_PROMPT_VERSION, PROMPT_VERSION, build_messages, compact_messages
+from f.extraction.schema import SCHEMA_VERSION, ChunkExtraction
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chunk's call under a profile: what to send, and the version that goes into the call's hash."""
+
+    schema: type[BaseModel]
+    messages: list[dict[str, str]]
+    version: tuple[str, ...]
+
+
+class Profile:
+    name: str
+    prompt_version: str
+
+    def request(self, chunk: Chunk, type_hint: str | None) -> Request:
+        raise NotImplementedError
+
+    def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
+        """The validated answer (a JSON dict of `schema`) as a ChunkExtraction JSON dict."""
+        raise NotImplementedError
+
+
+class FullProfile(Profile):
+    name, prompt_version = "full", PROMPT_VERSION
+
+    def request(self, chunk: Chunk, type_hint: str | None) -> Request:
+        return Request(ChunkExtraction, build_messages(chunk), (PROMPT_VERSION, SCHEMA_VERSION))
+
+    def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
+        return answer
+
+
+class CompactProfile(Profile):
+    name, prompt_version = "compact", COMPACT_PROMPT_VERSION
+
+    def request(self, chunk: Chunk, type_hint: str | None) -> Request:
+        schema = compact_schema(type_hint)
+        return Request(schema, compact_messages(chunk, schema.model_fields),
+                       (COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, schema.__name__))
+
+    def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
+        parsed = schema.model_validate(answer)
+        assert isinstance(parsed, CompactAnswer)
+        return to_chunk_extraction(parsed, chunk).model_dump(mode="json")
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (FullProfile(), CompactProfile())}
