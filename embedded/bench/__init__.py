@@ -1,2 +1,2 @@
 """The pipeline's performance benchmark (`scripts/bench`): each measure against its physical limit, side by
-side in one run. See docs/performance.md."""
+side in one run. See README.md ("Performance")."""

@@ -1,4 +1,4 @@
-"""Chaos harness: the fault matrix of docs/reliability.md, run against the real pipeline.
+"""Chaos harness: the fault matrix of README.md ("Reliability and security"), run against the real pipeline.
 
 Each scenario starts its own Azurite (blobs on disk, so it can be stopped and restarted) and its own
 simulated LLM servers in this process, runs the real flows through the local runner (every step a

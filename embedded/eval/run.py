@@ -6,7 +6,7 @@
 The stages run in-process (ingest, split, extract, merge as in the flow; no per-step processes) against an
 Azurite that keeps its blobs in .cache/eval/<pool>/, so a second run pays for no LLM call or OCR page again.
 The calibration is fitted on the calibration matters and every number printed is measured on the held-out ones
-(wordconf_spearman: on every OCR page; OCR is not fitted). See docs/confidence.md for what each key means.
+(wordconf_spearman: on every OCR page; OCR is not fitted). README.md ("Evaluation") says what each key means.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from f.core.models import CallRecord, Chunk, ChunkPlan, FieldResult, Manifest, M
 from f.core.storage import BlobStore, NotFound, open_store
 from f.extraction.calibration import FEATURES, UNFITTED, Calibration, features
 from f.extraction.chunking import plan_chunks
-from f.extraction.merge import LIST_FIELDS
+from f.extraction.merge import LIST_FIELDS, tally
 from f.extraction.schema import CORE_FIELDS
 from f.extraction.score import page_confidence, review_reasons, score_all, word_confidence
 from f.pipeline.extract import ChunkFailed, extract
@@ -256,7 +256,16 @@ def apply(cal: Calibration, rows: list[Row]) -> None:
 
 # ---------------------------------------------------------------- OCR against truth
 
-def ocr_pages_vs_truth(runs: list[DocRun]) -> list[tuple[float, float, int]]:
+def cer(got: str, want: str, *, reading_order: bool) -> float:
+    """Character error rate of OCR text against the true text. Without reading order, both texts' words are
+    sorted first: a table whose cells tesseract reads in another order than the text layer then counts only
+    its misread characters, which is what a word's confidence speaks about."""
+    if not reading_order:
+        got, want = " ".join(sorted(got.split())), " ".join(sorted(want.split()))
+    return min(1.0, Levenshtein.distance(got, want) / max(1, len(want)))
+
+
+def ocr_pages_vs_truth(runs: list[DocRun], reading_order: bool = False) -> list[tuple[float, float, int]]:
     """(avg word confidence, CER, words) of every OCR page whose clean twin gives the true text."""
     truth_text: dict[tuple[int, str], list[str]] = {}
     for run in runs:
@@ -276,8 +285,39 @@ def ocr_pages_vs_truth(runs: list[DocRun]) -> list[tuple[float, float, int]]:
                 continue
             want = " ".join(texts[page.page - 1].split())
             got = " ".join(page.text.split())
-            cer = Levenshtein.distance(got, want) / max(1, len(want))
-            out.append((page.avg_word_confidence, min(cer, 1.0), page.word_count))
+            out.append((page.avg_word_confidence, cer(got, want, reading_order=reading_order), page.word_count))
+    return out
+
+
+# ---------------------------------------------------------------- accuracy per model
+
+def model_answer(name: str, calls: list[CallRecord]) -> Any:
+    """What these calls (one model's) say for a field: the value most of them give (the list of names, for a
+    list field), as merge ranks candidates."""
+    ranked = tally(calls, expected_per_chunk=1)[name].ranked()
+    if not ranked:
+        return [] if name in LIST_FIELDS else None
+    return [c.value for c in ranked] if name in LIST_FIELDS else ranked[0].value
+
+
+def accuracy_by_model(runs: list[DocRun], rows: list[Row]) -> dict[str, dict[str, float]]:
+    """Per field: each model alone (its own calls merged), and the pool's combined answer (the scored field),
+    over every document evaluated (calibration and held-out: accuracy, not calibration, is measured)."""
+    backends = sorted({c.backend or "?" for run in runs for c in run.calls})
+    out: dict[str, dict[str, float]] = {}
+    for backend in backends:
+        hits: dict[str, list[int]] = {f: [] for f in CORE_FIELDS}
+        for run in runs:
+            calls = [c for c in run.calls if c.backend == backend]
+            if run.merged is None or not calls:
+                continue
+            for name in CORE_FIELDS:
+                hits[name].append(int(correct(name, model_answer(name, calls), run.doc.truth.fields.get(name))))
+        out[backend] = {f: round(_mean(v), 3) for f, v in hits.items()}
+    combined: dict[str, list[int]] = {f: [] for f in CORE_FIELDS}
+    for r in rows:
+        combined[r.field].append(r.correct)
+    out["combined"] = {f: round(_mean(v), 3) for f, v in combined.items()}
     return out
 
 
@@ -351,7 +391,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
                 passed += routing[twin] and not routing[run.doc.doc_id]
     injected_invoices = sum(1 for run in runs if run.doc.truth.injection)
     conflict_docs = [d for d in routing if d.endswith("-conflict")]
-    ocr = ocr_pages_vs_truth(runs)
+    ocr, ocr_ordered = ocr_pages_vs_truth(runs), ocr_pages_vs_truth(runs, reading_order=True)
     held_chunks = [c for run in runs if run.doc.part == "heldout" for c in run.chunks]
     flow_chunks = [c for run in runs if run.doc.part == "heldout" and run.pages
                    for c in plan_chunks({p.page: p.text for p in run.pages}, *FLOW_DEFAULT)]
@@ -386,6 +426,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         "overlap_token_overhead": overlap_overhead(held_chunks),
         "overlap_token_overhead_flow_default": overlap_overhead(flow_chunks),
         "wordconf_spearman": spearman([c for c, _, _ in ocr], [1 - e for _, e, _ in ocr]),
+        "wordconf_spearman_reading_order": spearman([c for c, _, _ in ocr_ordered], [1 - e for _, e, _ in ocr_ordered]),
         "ocr_pages": len(ocr),
         "ocr_mean_cer": _mean([e for _, e, _ in ocr]),
         "injection_effects": payload_hits + schema_changes + passed,
@@ -395,6 +436,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         "needs_review_share": _mean([float(v) for v in routing.values()]),
         "conflict_docs_routed_to_review": f"{sum(routing[d] for d in conflict_docs)}/{len(conflict_docs)}",
         "calibration": cal.as_dict(),
+        "accuracy_by_model": accuracy_by_model(runs, rows),
     }
     return report, cal
 
@@ -418,13 +460,19 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"|{'-' * 40}|{'-' * 12}|--------|")
     for key in ("field_accuracy", "found_fields_accuracy", "ece", "auroc", "accept_threshold", "accepted_precision",
                 "coverage", "coverage_clean", "coverage_noisy", "split_recall", "overlap_token_overhead",
-                "overlap_token_overhead_flow_default", "wordconf_spearman", "ocr_mean_cer", "injection_effects",
+                "overlap_token_overhead_flow_default", "wordconf_spearman", "wordconf_spearman_reading_order", "ocr_mean_cer", "injection_effects",
                 "needs_review_share", "conflict_docs_routed_to_review"):
         print(f"| {key:<38} | {f(report[key]):>10} | {targets.get(key, '')} |")
     print(f"\naccuracy by set: { {k: round(v, 3) for k, v in report['accuracy_by_set'].items()} }")
     print(f"coverage by set: { {k: round(v, 3) for k, v in report['coverage_by_set'].items()} }")
     print(f"split: {report['split_found']}/{report['split_fields']} found; OCR pages: {report['ocr_pages']}; "
           f"injection: {report['injection_detail']}")
+    by_model = report["accuracy_by_model"]
+    print("\nfield accuracy, each model alone and combined (every document evaluated):\n")
+    print("| field | " + " | ".join(by_model) + " |")
+    print("|---|" + "---:|" * len(by_model))
+    for name in CORE_FIELDS:
+        print(f"| {name} | " + " | ".join(f(by_model[m][name]) for m in by_model) + " |")
 
 
 def write_calibration(cals: list[Calibration], default: str, path: Path = CALIBRATION_FILE) -> None:

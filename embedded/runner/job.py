@@ -8,15 +8,18 @@ writes <job dir>/result.json: {"result": ...} or {"error": {"name", "message", "
 """
 
 import asyncio
+import atexit
 import base64
 import importlib.util
 import inspect
 import json
+import logging
+import os
 import sys
 import traceback
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 def _load(file: str, name: str) -> Any:
@@ -85,5 +88,15 @@ def run(file: str, name: str, job_dir: Path) -> int:
     return 1 if "error" in out else 0
 
 
+def _exit_now(code: int) -> NoReturn:
+    """Exit once result.json is written: the atexit hooks (the last progress value) run and the streams are
+    flushed, but not the interpreter's teardown of every module (about 0.1 s per job, for nothing)."""
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1], sys.argv[2], Path(sys.argv[3])))
+    _exit_now(run(sys.argv[1], sys.argv[2], Path(sys.argv[3])))

@@ -6,6 +6,7 @@ validated answer becomes the ChunkExtraction that merge and score read.
   document's type when split could tell it (f.extraction.doctype); page and quote are found in the text.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,16 +27,16 @@ class Request:
     version: tuple[str, ...]
 
 
-class Profile:
+class Profile(ABC):
     name: str
     prompt_version: str
 
-    def request(self, chunk: Chunk, type_hint: str | None) -> Request:
-        raise NotImplementedError
+    @abstractmethod
+    def request(self, chunk: Chunk, type_hint: str | None) -> Request: ...
 
+    @abstractmethod
     def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
         """The validated answer (a JSON dict of `schema`) as a ChunkExtraction JSON dict."""
-        raise NotImplementedError
 
 
 class FullProfile(Profile):

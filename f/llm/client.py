@@ -189,9 +189,12 @@ class LLMClient:
     async def __aenter__(self) -> "LLMClient":
         if self._http is None:
             slots = sum(b.max_inflight for b in self.pool.backends)
+            # An SSL context (the CA bundle, 30-120 ms per job) only for a pool that speaks TLS somewhere.
+            tls = any(b.base_url.lower().startswith("https:") for b in self.pool.backends)
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(60.0, connect=CONNECT_TIMEOUT_S),
                 limits=httpx.Limits(max_connections=slots + 8, max_keepalive_connections=slots),
+                verify=tls,
             )
         if self._board is not None:
             await self._board.start()
@@ -309,6 +312,12 @@ class LLMClient:
 
     def _pick(self, w: _Waiter, now: float) -> Choice:
         avoid = w.avoid | w.spread if w.spread else w.avoid
+        patience = w.started + self.pool.spread_wait_s - now
+        fresh = w.spread and any(r.name not in w.spread for r in self._routes)
+        if fresh and patience > 0:  # wait a while for a backend the siblings have not used
+            choice = pick(self._routes, w.tokens, now, w.deadline, avoid=avoid, shun=w.spread, exclude=w.exclude,
+                          exclude_until=w.exclude_until, rng=self._rng)
+            return choice if choice.route is not None or choice.wait_s <= patience else Choice(None, patience)
         return pick(self._routes, w.tokens, now, w.deadline, avoid=avoid, exclude=w.exclude,
                     exclude_until=w.exclude_until, rng=self._rng)
 

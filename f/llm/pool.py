@@ -123,6 +123,10 @@ class LLMPool(_Model):
         default=4, ge=1, le=20, description="non-429 attempts per call (429s are bounded by the deadline)"
     )
     default_cooldown_s: float = Field(default=2.0, gt=0, description="cooldown after a 429 that names no retry time")
+    spread_wait_s: float = Field(
+        default=0.0, ge=0, description="how long a call may wait for a backend its sibling samples (`spread`) have "
+        "not used before it takes one they have: 0 never waits; a pool of different models that should each "
+        "answer once per chunk sets it")
     output_profile: Literal["full", "compact"] = Field(
         default="full", description="what one extraction call asks for (see f.extraction.profiles)")
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)

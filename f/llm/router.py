@@ -56,9 +56,14 @@ class Choice:
 
 def pick(
     routes: Sequence[Route], tokens: int, now: float, deadline: float, *,
-    avoid: Collection[str] = (), exclude: str | None = None, exclude_until: float = -math.inf,
-    rng: random.Random,
+    avoid: Collection[str] = (), shun: Collection[str] = (), exclude: str | None = None,
+    exclude_until: float = -math.inf, rng: random.Random,
 ) -> Choice:
+    """`shun`: backends not to take now at all (a chunk's other samples are on them, and the call may still
+    wait for another); `avoid`: backends to take only when no other is ready."""
+    routes = [r for r in routes if r.name not in shun]
+    if not routes:
+        return Choice(None, math.inf)
     waits = {r.name: r.wait_s(tokens, now) for r in routes}
     if exclude in waits:  # going back to the backend that just failed: not before exclude_until
         waits[exclude] = max(waits[exclude], exclude_until - now)

@@ -136,6 +136,26 @@ async def test_spread_puts_concurrent_siblings_on_different_backends(http_mock):
     assert sorted(r.backend for r in siblings) == ["a", "b", "c"] and shared == {"a", "b", "c"}
 
 
+@pytest.mark.parametrize("wait_s", [0.0, 30.0])
+async def test_spread_wait_keeps_one_sample_per_model_when_one_model_is_slower(http_mock, wait_s):
+    """Two models serving one request at a time, one three times slower, four chunks of k=2 at once: without
+    patience the fast model answers both samples of some chunks; with it every chunk gets one answer of each."""
+    http_mock.post(url("fast")).mock(side_effect=Recorder(slow(0.02)))
+    http_mock.post(url("slow")).mock(side_effect=Recorder(slow(0.06)))
+    backends = (entry("fast", max_inflight=1), entry("slow", max_inflight=1))
+    async with LLMClient(pool(*backends, spread_wait_s=wait_s)) as client:
+        async def chunk() -> list[str]:
+            siblings: set[str] = set()
+            return [r.backend for r in await asyncio.gather(*(call(client, spread=siblings) for _ in range(2)))]
+
+        chunks = await asyncio.gather(*(chunk() for _ in range(4)))
+    mixed = sum(sorted(c) == ["fast", "slow"] for c in chunks)
+    if wait_s:
+        assert mixed == 4, chunks
+    else:
+        assert mixed < 4, chunks
+
+
 # --- failures, breaker, deadline -------------------------------------------------------------
 
 async def test_never_straight_back_to_the_backend_that_just_failed(http_mock):

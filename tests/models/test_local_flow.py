@@ -1,13 +1,11 @@
 """The whole process_document flow on the real local models: a one-page engagement letter, k = 2 (one call
 per model), through the local runner as scripts/demo runs it."""
 
-import os
 from pathlib import Path
 
 import pytest
 from pages import ENGAGEMENT_LETTER, field_correct
 
-from embedded.llamacpp import ModelsNotInstalled, check_installed
 from embedded.runner import Workspace, run_flow
 from embedded.services import CONTAINER, local_services
 from f.core.layout import MatterPaths
@@ -24,17 +22,7 @@ RELIABLE = ("document_type",)
 others, and the two disagree, which is what their low confidence says."""
 
 
-def _missing() -> str | None:
-    try:
-        check_installed()
-    except ModelsNotInstalled as e:
-        if os.environ.get("CI"):
-            raise
-        return str(e)
-    return None
-
-
-pytestmark = [pytest.mark.skipif(bool(reason := _missing()), reason=reason or ""), pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 
 async def test_process_document_on_the_local_models(tmp_path):

@@ -5,7 +5,6 @@ Skipped only when the model packages are missing (requirements/models.txt; scrip
 them); under CI=true a missing package fails instead, so CI cannot pass by skipping.
 """
 
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import yaml
 from pages import ENGAGEMENT_LETTER, INVOICE, FewFields, field_correct
 
-from embedded.llamacpp import LOCAL_MODELS, ModelsNotInstalled, check_installed, run_local_models
+from embedded.llamacpp import LOCAL_MODELS, run_local_models
 from embedded.services import backend_url_variable
 from f.extraction.prompt import build_messages, compact_messages
 from f.extraction.schema import ChunkExtraction
@@ -26,17 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESOURCE = ROOT / "resources" / "local" / "f" / "llm" / "pool_local_models.resource.yaml"
 
 
-def _missing() -> str | None:
-    try:
-        check_installed()
-    except ModelsNotInstalled as e:
-        if os.environ.get("CI"):
-            raise
-        return str(e)
-    return None
-
-
-pytestmark = [pytest.mark.skipif(bool(reason := _missing()), reason=reason or ""), pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 
 def pool_value(urls: dict[str, str]) -> dict[str, Any]:

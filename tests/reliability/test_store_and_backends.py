@@ -9,7 +9,7 @@ from embedded.chaos.scenarios import (
 )
 from tests.reliability.conftest import check
 
-ALL_DOWN_S = 20.0  # scripts/chaos runs 30 s; here 20 s, to keep the suite within its time (docs/reliability.md)
+ALL_DOWN_S = 20.0  # scripts/chaos runs 30 s; here 20 s, to keep the suite within its time (README.md, "The fault matrix")
 
 
 async def test_azurite_stopped_and_restarted_mid_run(corpus):
