@@ -107,7 +107,7 @@ class SharedConfig(_Model):
 
     enabled: bool = True
     prefix: str = Field(default="_llm/boards/", pattern=r"^[A-Za-z0-9._/-]*$", description="blob prefix of the boards")
-    lease_s: float = Field(default=1.0, gt=0, le=60, description="budget leased per sync: about this many seconds of demand")
+    lease_s: float = Field(default=0.3, gt=0, le=60, description="budget leased per sync: about this many seconds of demand")
     lease_ttl_s: float = Field(default=3.0, gt=0, le=120, description="leased budget not used by then is dropped")
     refresh_s: float = Field(default=2.0, gt=0, le=300, description="a backend's board is re-read at least this often")
     burst_s: float = Field(default=10.0, gt=0, le=60, description="depth of the shared buckets, in seconds of rate")
