@@ -120,6 +120,11 @@ async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_ch
         plan = await store.read_model(doc.chunk_plan, ChunkPlan)
         index = await store.read_model(doc.page_index, PageIndex)
         skipped = _same_settings(plan, chunk_pages, overlap_chars, batch_size)
+        if skipped and plan.type_hint is None and manifest.pages:  # a plan made before type hints existed
+            first = await store.read_model(doc.page(1), PageText)
+            if hint := guess_document_type(first.text):
+                plan = plan.model_copy(update={"type_hint": hint})
+                await store.put_model(doc.chunk_plan, plan)
     except NotFound:
         skipped = False
     if not skipped:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from f.core.layout import MatterPaths
-from f.core.models import CallRecord, DocumentResult, Manifest, PageText
+from f.core.models import CallRecord, ChunkPlan, DocumentResult, Manifest, PageText
 from f.core.storage import open_store
 from f.pdf.errors import BadDocument
 from f.pipeline.extract import extract
@@ -162,3 +162,14 @@ def test_a_long_document_gets_at_most_max_batches_extract_jobs():
     for chunks in (1, 127, 128, 129, 500, 5000):
         size = batch_size_for(chunks, 4)
         assert -(-chunks // size) <= MAX_BATCHES and size >= 4
+
+
+async def test_a_plan_made_before_type_hints_gets_one_when_split_runs_again(store, sim_pool, sample_docs):
+    pool, _ = sim_pool
+    sample = next(s for s in sample_docs if s.truth.document_type == "invoice")
+    doc, *_ = await run_document(store, pool, sample, k=1)
+    plan = await store.read_model(doc.chunk_plan, ChunkPlan)
+    assert plan.type_hint == "invoice"
+    await store.put_model(doc.chunk_plan, plan.model_copy(update={"type_hint": None}))
+    again = await split(store, doc, chunk_pages=2, overlap_chars=400, batch_size=2)
+    assert again.skipped and (await store.read_model(doc.chunk_plan, ChunkPlan)).type_hint == "invoice"
