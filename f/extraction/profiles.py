@@ -31,6 +31,10 @@ class Profile(ABC):
     name: str
     prompt_version: str
 
+    def record_version(self, type_hint: str | None) -> str:
+        """What a call record's `prompt_version` holds: merge reads only the records of the current version."""
+        return self.prompt_version
+
     @abstractmethod
     def request(self, chunk: Chunk, type_hint: str | None) -> Request: ...
 
@@ -51,6 +55,10 @@ class FullProfile(Profile):
 
 class CompactProfile(Profile):
     name, prompt_version = "compact", COMPACT_PROMPT_VERSION
+
+    def record_version(self, type_hint: str | None) -> str:
+        """The schema too: a plan whose type hint changed (or came) must not merge the other schema's calls."""
+        return "/".join((COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, compact_schema(type_hint).__name__))
 
     def request(self, chunk: Chunk, type_hint: str | None) -> Request:
         schema = compact_schema(type_hint)

@@ -176,7 +176,7 @@ async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: C
             log.warning("chunk %s sample %d failed: %s", chunk.chunk_id, sample, e)
             return "failed"
         record = CallRecord(
-            chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=profile.prompt_version,
+            chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=profile.record_version(type_hint),
             backend=result.backend, model=result.model, latency_s=round(result.latency_s, 3),
             attempts=result.attempts,
             usage=Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens),

@@ -34,7 +34,7 @@ async def read_calls(store: BlobStore, doc: DocPaths, k: int, limit: int = 16,
             return await store.read_model(name, CallRecord)
 
     records = await asyncio.gather(*(one(n) for n in names))
-    version = PROFILES[profile].prompt_version
+    version = PROFILES[profile].record_version(plan.type_hint)
     return [r for r in records if r.sample < k and r.prompt_version == version]
 
 

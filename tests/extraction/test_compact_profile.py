@@ -82,3 +82,9 @@ def test_profiles_hash_apart_so_their_calls_never_mix():
     full, compact = PROFILES["full"].request(chunk, "invoice"), PROFILES["compact"].request(chunk, "invoice")
     assert full.version != compact.version
     assert "quote" in full.messages[0]["content"] and "quote" not in compact.messages[0]["content"]
+
+
+def test_records_of_the_typed_and_the_full_compact_schema_carry_different_versions():
+    compact, full = PROFILES["compact"], PROFILES["full"]
+    assert compact.record_version("invoice") != compact.record_version(None)
+    assert full.record_version("invoice") == full.record_version(None) == full.prompt_version
