@@ -116,35 +116,42 @@ def compact_schema(document_type: str | None = None) -> type[CompactAnswer]:
     return create_model(f"Compact_{document_type}", __base__=CompactAnswer, **fields)
 
 
-def locate(name: str, value: Any, chunk: Chunk, written: str | None = None) -> tuple[int | None, str | None]:
+def _owned_texts(chunk: Chunk) -> list[tuple[int, str, str]]:
+    """(page, text with single spaces, its casefold) of each page the chunk owns."""
+    texts = [(page, " ".join(chunk.text_by_page[page].split())) for page in chunk.pages]
+    return [(page, text, text.casefold()) for page, text in texts]
+
+
+def locate(name: str, value: Any, pages: list[tuple[int, str, str]],
+           written: str | None = None) -> tuple[int | None, str | None]:
     """(page, quote): the owned page where the words the model copied, or a written form of the value, stand
-    best, and those words there."""
+    best, and those words there. `pages`: _owned_texts of the chunk."""
     best: tuple[float, int | None, str | None] = (0.0, None, None)
     for form in ([written] if written else []) + value_forms(name, value):
         needle = " ".join(form.split()).casefold()
-        for page in chunk.pages:
-            text = " ".join(chunk.text_by_page[page].split())
-            hit = fuzz.partial_ratio_alignment(needle, text.casefold())
+        for page, text, folded in pages:
+            hit = fuzz.partial_ratio_alignment(needle, folded)
             if hit is not None and hit.score > best[0]:
                 best = (hit.score, page, text[hit.dest_start:hit.dest_end])
     score, page, quote = best
     if score >= FOUND_AT:
         return page, quote
-    return chunk.pages[0], None
+    return pages[0][0], None
 
 
 def to_chunk_extraction(answer: CompactAnswer, chunk: Chunk) -> ChunkExtraction:
     fields: dict[str, dict[str, Any]] = {}
+    pages = _owned_texts(chunk)
     for name, value in answer.values().items():
         if value in (None, "", []):
             continue
         if name == "signatories":
-            found = [locate(name, [v], chunk) for v in value]
+            found = [locate(name, [v], pages) for v in value]
             page, quote = next(((p, q) for p, q in found if q), (chunk.pages[0], None))
         elif name == "document_type":
             page, quote = chunk.pages[0], None
         else:
-            page, quote = locate(name, value, chunk, answer.written(name))
+            page, quote = locate(name, value, pages, answer.written(name))
         fields[name] = {"value": value, "page": page, "quote": quote}
     return ChunkExtraction.model_validate(fields)
 

@@ -25,6 +25,8 @@ class Request:
     schema: type[BaseModel]
     messages: list[dict[str, str]]
     version: tuple[str, ...]
+    record_version: str
+    """what the call's record holds as its `prompt_version` (Profile.record_version)"""
 
 
 class Profile(ABC):
@@ -47,7 +49,8 @@ class FullProfile(Profile):
     name, prompt_version = "full", PROMPT_VERSION
 
     def request(self, chunk: Chunk, type_hint: str | None) -> Request:
-        return Request(ChunkExtraction, build_messages(chunk), (PROMPT_VERSION, SCHEMA_VERSION))
+        return Request(ChunkExtraction, build_messages(chunk), (PROMPT_VERSION, SCHEMA_VERSION),
+                       self.record_version(type_hint))
 
     def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
         return answer
@@ -63,7 +66,7 @@ class CompactProfile(Profile):
     def request(self, chunk: Chunk, type_hint: str | None) -> Request:
         schema = compact_schema(type_hint)
         return Request(schema, compact_messages(chunk, schema.model_fields),
-                       (COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, schema.__name__))
+                       (COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, schema.__name__), self.record_version(type_hint))
 
     def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
         parsed = schema.model_validate(answer)

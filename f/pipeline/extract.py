@@ -153,10 +153,8 @@ async def _claim_call(store: BlobStore, doc: DocPaths, chunk_id: str, key: str, 
 
 
 async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: Chunk, sample: int,
-                    used_backends: set[str], type_hint: str | None = None) -> str:
+                    used_backends: set[str], request: Request) -> str:
     """'cached', 'ok' or 'failed' for one sample of one chunk."""
-    profile = PROFILES[client.pool.output_profile]
-    request = profile.request(chunk, type_hint)
     key = call_hash(chunk, sample, request)
     path = doc.extraction(chunk.chunk_id, key)
     if await store.exists(path):
@@ -176,11 +174,11 @@ async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: C
             log.warning("chunk %s sample %d failed: %s", chunk.chunk_id, sample, e)
             return "failed"
         record = CallRecord(
-            chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=profile.record_version(type_hint),
+            chunk_id=chunk.chunk_id, sample=sample, call_hash=key, prompt_version=request.record_version,
             backend=result.backend, model=result.model, latency_s=round(result.latency_s, 3),
             attempts=result.attempts,
             usage=Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens),
-            logprob_mean=result.logprob_mean, output=profile.to_output(result.parsed, chunk, request.schema),
+            logprob_mean=result.logprob_mean, output=PROFILES[client.pool.output_profile].to_output(result.parsed, chunk, request.schema),
         )
         await _save(store, path, record)
         return "ok"
@@ -219,7 +217,8 @@ async def _chunk(client: LLMClient, store: BlobStore, doc: DocPaths, chunk_id: s
                  progress: Progress, type_hint: str | None) -> ChunkStatus:
     chunk = await store.read_model(doc.chunk(chunk_id), Chunk)
     used: set[str] = set()
-    outcomes = await _all(_one_call(client, store, doc, chunk, s, used, type_hint) for s in range(k))
+    request = PROFILES[client.pool.output_profile].request(chunk, type_hint)  # the same for every sample
+    outcomes = await _all(_one_call(client, store, doc, chunk, s, used, request) for s in range(k))
     progress.advance()
     return ChunkStatus(chunk_id=chunk_id, ok=outcomes.count("ok"), cached=outcomes.count("cached"),
                        failed=outcomes.count("failed"))

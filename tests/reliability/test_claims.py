@@ -40,6 +40,9 @@ def chunk() -> Chunk:
     return Chunk(chunk_id="c0001-abc", pages=[1], text_by_page={1: "INVOICE"}, content_hash=content_hash("INVOICE"))
 
 
+FULL = PROFILES["full"].request(chunk(), None)
+
+
 @pytest.fixture
 async def store(store_config):
     async with open_store(store_config, DOC.prefix, create_container=True) as s:
@@ -48,7 +51,7 @@ async def store(store_config):
 
 async def test_concurrent_jobs_pay_once(store):
     client = FakeClient()
-    outcomes = await asyncio.gather(*(_one_call(client, store, DOC, chunk(), 0, set()) for _ in range(4)))
+    outcomes = await asyncio.gather(*(_one_call(client, store, DOC, chunk(), 0, set(), FULL) for _ in range(4)))
     assert client.paid == 1 and sorted(outcomes) == ["cached", "cached", "cached", "ok"]
     assert not await store.list_names(f"{DOC.prefix}claims/")  # released
 
@@ -67,10 +70,10 @@ async def test_a_live_claim_blocks_and_an_expired_one_is_taken_over(store, monke
 async def test_a_dead_holders_call_is_made_once_its_claim_expires(store, monkeypatch):
     monkeypatch.setattr(extract_mod, "CLAIM_TTL_S", 0.6)
     c = chunk()
-    key = extract_mod.call_hash(c, 0, PROFILES["full"].request(c, None))
+    key = extract_mod.call_hash(c, 0, FULL)
     stale = Claim(owner="killed-job", expires_at=time.time() + 0.6).model_dump_json()
     await store.create(DOC.claim(c.chunk_id, key), stale)  # left by a job killed mid-call
     client = FakeClient(0.05)
     started = time.monotonic()
-    assert await _one_call(client, store, DOC, c, 0, set()) == "ok"
+    assert await _one_call(client, store, DOC, c, 0, set(), FULL) == "ok"
     assert client.paid == 1 and 0.4 < time.monotonic() - started < 5
