@@ -106,7 +106,8 @@ async def pool_for(name: str, logs: Path) -> AsyncIterator[dict[str, Any]]:
 # ---------------------------------------------------------------- truth
 
 def _norm_text(value: Any) -> str:
-    text = re.sub(r"\s+", " ", str(value)).strip().casefold().strip(" .,;:")
+    """A name as compared: case, spacing and punctuation aside ("Acme Robotics Inc." is "Acme Robotics, Inc.")."""
+    text = " ".join(re.sub(r"[^\w\s]", " ", str(value)).split()).casefold()
     return re.sub(r"^the ", "", text)
 
 
@@ -220,7 +221,46 @@ POSITIVE = ("agreement", "margin", "backends", "grounding", "value_found", "exac
 NEGATIVE = ("expected_missing",)
 
 
-def fit(rows: list[Row], name: str, backends: list[str], l2: float, drop: tuple[str, ...] = ()) -> Calibration:
+L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+CV_FOLDS = 4
+
+
+def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None,
+        drop: tuple[str, ...] = ()) -> Calibration:
+    """The calibration fitted on `rows`, with the accept threshold that reaches TARGET_PRECISION on them.
+    `l2` None: chosen by cross-validation on the same rows (choose_l2)."""
+    l2 = choose_l2(rows, drop) if l2 is None else l2
+    cal = _fit(rows, name, backends, l2, drop)
+    for r in rows:
+        r.confidence = cal.confidence(r.field, _signals(r))
+    threshold = threshold_for_precision([r.confidence for r in rows], [r.correct for r in rows], TARGET_PRECISION)
+    return Calibration(**{**cal.__dict__, "accept_threshold": round(threshold, 4),
+                          "fitted": {**cal.fitted, "l2": l2}})
+
+
+def choose_l2(rows: list[Row], drop: tuple[str, ...] = ()) -> float:
+    """The L2 penalty of L2_GRID with the lowest log loss on left-out documents: CV_FOLDS folds of whole
+    documents (a document's fields share its pages and calls), within the calibration part only."""
+    docs = sorted({r.doc_id for r in rows})
+    if len(docs) < CV_FOLDS:
+        return 1.0
+    fold_of = {d: i % CV_FOLDS for i, d in enumerate(docs)}
+
+    def loss(l2: float) -> float:
+        total = 0.0
+        for k in range(CV_FOLDS):
+            train = [r for r in rows if fold_of[r.doc_id] != k]
+            cal = _fit(train, "cv", [], l2, drop)
+            for r in rows:
+                if fold_of[r.doc_id] == k:
+                    p = min(max(cal.confidence(r.field, _signals(r)), 1e-6), 1 - 1e-6)
+                    total -= math.log(p if r.correct else 1 - p)
+        return total
+
+    return min(L2_GRID, key=loss)
+
+
+def _fit(rows: list[Row], name: str, backends: list[str], l2: float, drop: tuple[str, ...]) -> Calibration:
     ordered = sorted(set(r.field for r in rows))
     columns = list(FEATURES) + [f"field:{f}" for f in ordered]  # one offset per field: how hard the field is
     x_all = [r.x + [1.0 if r.field == f else 0.0 for f in ordered] for r in rows]
@@ -234,14 +274,10 @@ def fit(rows: list[Row], name: str, backends: list[str], l2: float, drop: tuple[
         if not wrong:
             break
         dropped.add(min(wrong, key=lambda c: -abs(found[c])))
-    cal = Calibration(name=name, intercept=round(intercept, 5),
-                      coef={f: round(found.get(f, 0.0), 5) for f in FEATURES},
-                      field_offsets={f: round(found.get(f"field:{f}", 0.0), 5) for f in ordered},
-                      backends=tuple(backends))
-    for r in rows:
-        r.confidence = cal.confidence(r.field, _signals(r))
-    threshold = threshold_for_precision([r.confidence for r in rows], [r.correct for r in rows], TARGET_PRECISION)
-    return Calibration(**{**cal.__dict__, "accept_threshold": round(threshold, 4)})
+    return Calibration(name=name, intercept=round(intercept, 5),
+                       coef={f: round(found.get(f, 0.0), 5) for f in FEATURES},
+                       field_offsets={f: round(found.get(f"field:{f}", 0.0), 5) for f in ordered},
+                       backends=tuple(backends))
 
 
 def _signals(r: Row) -> dict[str, Any]:
@@ -256,16 +292,20 @@ def apply(cal: Calibration, rows: list[Row]) -> None:
 
 # ---------------------------------------------------------------- OCR against truth
 
-def cer(got: str, want: str, *, reading_order: bool) -> float:
-    """Character error rate of OCR text against the true text. Without reading order, both texts' words are
-    sorted first: a table whose cells tesseract reads in another order than the text layer then counts only
-    its misread characters, which is what a word's confidence speaks about."""
-    if not reading_order:
-        got, want = " ".join(sorted(got.split())), " ".join(sorted(want.split()))
+FORM_FILL = re.compile(r"[_.\-]{3,}")  # signature lines, dot leaders: drawn rules, not words
+
+
+def cer(got: str, want: str, *, fills: bool = False) -> float:
+    """Character error rate of OCR text against the true text, in reading order. Runs of three or more
+    _ . - (the "By: ______" line of a signature block, a table's dot leaders) are left out of both unless
+    `fills`: the text layer holds them as characters, OCR rightly sees a line, and no value stands in them."""
+    if not fills:
+        got, want = FORM_FILL.sub(" ", got), FORM_FILL.sub(" ", want)
+    got, want = " ".join(got.split()), " ".join(want.split())
     return min(1.0, Levenshtein.distance(got, want) / max(1, len(want)))
 
 
-def ocr_pages_vs_truth(runs: list[DocRun], reading_order: bool = False) -> list[tuple[float, float, int]]:
+def ocr_pages_vs_truth(runs: list[DocRun], fills: bool = False) -> list[tuple[float, float, int]]:
     """(avg word confidence, CER, words) of every OCR page whose clean twin gives the true text."""
     truth_text: dict[tuple[int, str], list[str]] = {}
     for run in runs:
@@ -283,9 +323,7 @@ def ocr_pages_vs_truth(runs: list[DocRun], reading_order: bool = False) -> list[
         for page in run.pages:
             if page.source != "ocr" or page.page > len(texts):
                 continue
-            want = " ".join(texts[page.page - 1].split())
-            got = " ".join(page.text.split())
-            out.append((page.avg_word_confidence, cer(got, want, reading_order=reading_order), page.word_count))
+            out.append((page.avg_word_confidence, cer(page.text, texts[page.page - 1], fills=fills), page.word_count))
     return out
 
 
@@ -391,7 +429,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
                 passed += routing[twin] and not routing[run.doc.doc_id]
     injected_invoices = sum(1 for run in runs if run.doc.truth.injection)
     conflict_docs = [d for d in routing if d.endswith("-conflict")]
-    ocr, ocr_ordered = ocr_pages_vs_truth(runs), ocr_pages_vs_truth(runs, reading_order=True)
+    ocr, ocr_fills = ocr_pages_vs_truth(runs), ocr_pages_vs_truth(runs, fills=True)
     held_chunks = [c for run in runs if run.doc.part == "heldout" for c in run.chunks]
     flow_chunks = [c for run in runs if run.doc.part == "heldout" and run.pages
                    for c in plan_chunks({p.page: p.text for p in run.pages}, *FLOW_DEFAULT)]
@@ -426,7 +464,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         "overlap_token_overhead": overlap_overhead(held_chunks),
         "overlap_token_overhead_flow_default": overlap_overhead(flow_chunks),
         "wordconf_spearman": spearman([c for c, _, _ in ocr], [1 - e for _, e, _ in ocr]),
-        "wordconf_spearman_reading_order": spearman([c for c, _, _ in ocr_ordered], [1 - e for _, e, _ in ocr_ordered]),
+        "wordconf_spearman_with_fills": spearman([c for c, _, _ in ocr_fills], [1 - e for _, e, _ in ocr_fills]),
         "ocr_pages": len(ocr),
         "ocr_mean_cer": _mean([e for _, e, _ in ocr]),
         "injection_effects": payload_hits + schema_changes + passed,
@@ -460,7 +498,7 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"|{'-' * 40}|{'-' * 12}|--------|")
     for key in ("field_accuracy", "found_fields_accuracy", "ece", "auroc", "accept_threshold", "accepted_precision",
                 "coverage", "coverage_clean", "coverage_noisy", "split_recall", "overlap_token_overhead",
-                "overlap_token_overhead_flow_default", "wordconf_spearman", "wordconf_spearman_reading_order", "ocr_mean_cer", "injection_effects",
+                "overlap_token_overhead_flow_default", "wordconf_spearman", "wordconf_spearman_with_fills", "ocr_mean_cer", "injection_effects",
                 "needs_review_share", "conflict_docs_routed_to_review"):
         print(f"| {key:<38} | {f(report[key]):>10} | {targets.get(key, '')} |")
     print(f"\naccuracy by set: { {k: round(v, 3) for k, v in report['accuracy_by_set'].items()} }")
@@ -539,7 +577,7 @@ async def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         Path(args.dump).write_bytes(pickle.dumps(runs))
     report, cal = evaluate(runs, args.pool, args)
     report["seconds"] = round(time.monotonic() - t0, 1)
-    cal = Calibration(**{**cal.__dict__, "fitted": {
+    cal = Calibration(**{**cal.__dict__, "fitted": {**cal.fitted,
         "corpus": f"{args.matters} matters ({len(docs)} documents), calibration half; k={args.k}, "
                   f"{args.chunk_pages}-page chunks" + (", field pages only" if args.sample_pages else ""),
         "rows": report["fields"]["calibration"], "date": date.today().isoformat(),
@@ -568,8 +606,8 @@ def fit_default(cache: Path) -> Calibration | None:
         return None
     # without the logprob signals: whether a backend gives them says which pool a row came from, not whether
     # its value is right
-    cal = fit(rows, "default", [], 1.0, drop=("logprob", "has_logprob"))
-    return Calibration(**{**cal.__dict__, "fitted": {
+    cal = fit(rows, "default", [], drop=("logprob", "has_logprob"))
+    return Calibration(**{**cal.__dict__, "fitted": {**cal.fitted,
         "corpus": f"calibration rows of the pools {', '.join(pools)}", "rows": len(rows), "date": date.today().isoformat()}})
 
 
@@ -594,7 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-pages", action=argparse.BooleanOptionalAction, default=None,
                     help="only the pages that hold a truth value (default on for local-models: they are slow)")
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--l2", type=float, default=None,
+                    help="L2 penalty of the calibration fit (default: chosen by cross-validation on the calibration part)")
     ap.add_argument("--write-calibration", action="store_true", help="write the fitted profile to calibration_v1.py")
     ap.add_argument("--calibration-file", default=str(CALIBRATION_FILE))
     ap.add_argument("--cache", default=str(ROOT / ".cache" / "eval"), help="corpus and Azurite state (reused)")

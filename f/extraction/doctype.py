@@ -1,7 +1,8 @@
 """A document's likely type from the words of its first page: the hint that narrows the compact schema.
 
-Cheap and deterministic, and only a hint: the models still answer document_type, and a first page that
-matches no rule gets every field asked. A small model asked for a field its document does not hold fills it
+Cheap and deterministic. Under the compact profile the type chooses the fields asked, and the result's
+document_type is this type, not the models' answer; a first page that matches no rule gets every field asked,
+the type among them. A small model asked for a field its document does not hold fills it
 with a neighbour's value (asked for all ten fields, Gemma 3 270M named a court on an invoice), and asked for
 the document's type it is right one time in three (scripts/measure-models); the words below are not.
 """

@@ -53,7 +53,7 @@ def test_dates_and_amounts_are_read_from_the_words_the_model_copied():
     assert parse_amount("none stated") is None
 
 
-def test_a_document_type_narrows_the_compact_schema_to_its_fields():
+def test_a_document_type_narrows_the_compact_schema_to_its_fields_and_answers_the_type():
     invoice = compact_schema("invoice")
     assert set(invoice.model_fields) == {"document_type", "matter_number", "client_name", "document_date",
                                          "total_amount"}
@@ -61,6 +61,10 @@ def test_a_document_type_narrows_the_compact_schema_to_its_fields():
     answer = invoice.model_validate({"document_type": "invoice", "matter_number": "HP-1", "client_name": None,
                                      "document_date": "June 30, 2025", "total_amount": "$11,275.00"})
     assert answer.values()["total_amount"] == {"value": 11275.0, "currency": "USD"}
+    assert invoice.model_json_schema()["properties"]["document_type"]["const"] == "invoice"  # the grammar writes it
+    with pytest.raises(ValidationError):
+        invoice.model_validate({"document_type": "contract", "matter_number": None, "client_name": None,
+                                "document_date": None, "total_amount": None})
     (chunk,) = plan_chunks(PAGES, chunk_pages=2, overlap_chars=0)
     typed, full = PROFILES["compact"].request(chunk, "invoice"), PROFILES["compact"].request(chunk, None)
     assert typed.version != full.version and "- court:" not in typed.messages[1]["content"]

@@ -1,0 +1,41 @@
+"""What the evaluation measures: OCR error against the true text, names compared, the calibration's penalty."""
+
+import random
+
+from embedded.eval.run import FEATURES, L2_GRID, Row, _norm_text, cer, choose_l2, correct, fit
+
+TRUE_PAGE = "ACME ROBOTICS, INC.\nBy: ______________________________\nName: Victor D. Chen\nContents ........ 4"
+
+
+def test_cer_leaves_out_form_lines_and_leaders_unless_asked():
+    read = "ACME ROBOTICS, INC.\nBy:\nName: Victor D. Chen\nContents 4"  # what OCR makes of the drawn rules
+    assert cer(read, TRUE_PAGE) == 0.0
+    assert cer(read, TRUE_PAGE, fills=True) > 0.3
+    assert 0 < cer(read.replace("Chen", "Chcn"), TRUE_PAGE) < 0.05  # a misread letter still counts
+
+
+def test_names_compare_without_case_spacing_or_punctuation():
+    assert _norm_text("Acme Robotics Inc.") == _norm_text("ACME  Robotics, Inc") == "acme robotics inc"
+    assert correct("client_name", "the Acme Robotics Inc.", "Acme Robotics, Inc.")
+    assert not correct("client_name", "Acme Robotics", "Acme Robotics, Inc.")
+    assert correct("signatories", ["Chen, Victor D."], ["Chen Victor D"])
+
+
+def _rows(n_docs: int, noise: float, seed: int) -> list[Row]:
+    rng = random.Random(seed)
+    rows = []
+    for d in range(n_docs):
+        for field in ("client_name", "court"):
+            good = rng.random() < 0.5
+            x = [0.0] * len(FEATURES)
+            x[FEATURES.index("agreement")] = (1.0 if good else 0.0) if rng.random() > noise else rng.random()
+            rows.append(Row(f"d{d}", "calibration", "clean", field, x, int(good), False, False, None, None))
+    return rows
+
+
+def test_the_penalty_is_chosen_on_left_out_documents():
+    clean, noisy = _rows(40, 0.0, 1), _rows(40, 0.6, 2)
+    assert choose_l2(clean) == min(L2_GRID)  # a signal that never errs: the weakest penalty fits it best
+    assert choose_l2(noisy) > min(L2_GRID)  # a noisy one: a stronger penalty generalizes better
+    cal = fit(clean, "t", [])
+    assert cal.fitted["l2"] == min(L2_GRID) and cal.coef["agreement"] > 5
