@@ -82,6 +82,7 @@ class ChunkPlan(Record):
     batch_size: int = Field(description="chunks per extract job")
     type_hint: str | None = Field(default=None, description="the likely document type from its first page's words "
                                                              "(f.extraction.doctype); narrows the compact schema")
+    type_hint_version: str | None = Field(default=None, description="the rules that gave it (DOCTYPE_VERSION)")
     chunks: list[ChunkRef]
 
     @property

@@ -23,22 +23,29 @@ RULES: dict[str, tuple[str, ...]] = {
                  r"\bhereby agree\b", r"\beffective date\b"),
 }
 SPECIFIC = ("court_filing", "invoice", "engagement_letter")  # a heading that names one of these settles it
-SALUTATION = re.compile(r"^\s*dear\b", re.IGNORECASE | re.MULTILINE)  # a letter that is none of the above
+LETTER = re.compile(r"^\W*(?:dear\b|re\s*:)", re.IGNORECASE | re.MULTILINE)  # a salutation or a subject line
 _COMPILED = {kind: [re.compile(p, re.IGNORECASE) for p in patterns] for kind, patterns in RULES.items()}
+DOCTYPE_VERSION = "d2"
+"""Changes when a rule does: split gives plans of an older version the current hint."""
+
+
+def _first_hit(kind: str, text: str) -> int | None:
+    hits = [m.start() for p in _COMPILED[kind] if (m := p.search(text))]
+    return min(hits) if hits else None
 
 
 def guess_document_type(first_page: str) -> str | None:
-    """A heading word of a specific type (court filing, invoice, engagement letter) settles it; else a letter's
-    salutation makes it correspondence; else contract words make it a contract; else the best score, or None."""
+    """The specific type (court filing, invoice, engagement letter) whose word comes first in the heading
+    settles it; else a letter's salutation or subject line makes it correspondence (OCR may garble one);
+    else contract words make it a contract; else the specific type with most words, or None."""
     head, body = first_page[:HEAD_CHARS], first_page[:READ_CHARS]
-    scores = {kind: sum(3 * bool(p.search(head)) + bool(p.search(body)) for p in patterns)
-              for kind, patterns in _COMPILED.items()}
-    headed = [kind for kind in SPECIFIC if any(p.search(head) for p in _COMPILED[kind])]
+    headed = {kind: at for kind in SPECIFIC if (at := _first_hit(kind, head)) is not None}
     if headed:
-        return max(headed, key=lambda kind: scores[kind])  # ties: the order of SPECIFIC
-    specific = max(SPECIFIC, key=lambda kind: scores[kind])
-    if SALUTATION.search(body):
+        return min(headed, key=lambda kind: headed[kind])  # the invoice's time entries may say "complaint"
+    scores = {kind: sum(bool(p.search(body)) for p in patterns) for kind, patterns in _COMPILED.items()}
+    if LETTER.search(body):
         return "correspondence"
     if scores["contract"]:
         return "contract"
+    specific = max(SPECIFIC, key=lambda kind: scores[kind])
     return specific if scores[specific] else None

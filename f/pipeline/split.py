@@ -16,7 +16,7 @@ from f.core.layout import DocPaths
 from f.core.models import ChunkPlan, ChunkRef, Manifest, PageConfidence, PageIndex, PageText
 from f.core.progress import Progress
 from f.core.storage import BlobStore, NotFound
-from f.extraction.doctype import guess_document_type
+from f.extraction.doctype import DOCTYPE_VERSION, guess_document_type
 from f.extraction.chunking import plan_chunks
 from f.extraction.score import page_confidence, word_confidence
 from f.pdf.pages import read_page_records
@@ -120,11 +120,11 @@ async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_ch
         plan = await store.read_model(doc.chunk_plan, ChunkPlan)
         index = await store.read_model(doc.page_index, PageIndex)
         skipped = _same_settings(plan, chunk_pages, overlap_chars, batch_size)
-        if skipped and plan.type_hint is None and manifest.pages:  # a plan made before type hints existed
+        if skipped and plan.type_hint_version != DOCTYPE_VERSION and manifest.pages:  # older rules, or none
             first = await store.read_model(doc.page(1), PageText)
-            if hint := guess_document_type(first.text):
-                plan = plan.model_copy(update={"type_hint": hint})
-                await store.put_model(doc.chunk_plan, plan)
+            plan = plan.model_copy(update={"type_hint": guess_document_type(first.text),
+                                           "type_hint_version": DOCTYPE_VERSION})
+            await store.put_model(doc.chunk_plan, plan)
     except NotFound:
         skipped = False
     if not skipped:
@@ -136,7 +136,7 @@ async def split(store: BlobStore, doc: DocPaths, *, chunk_pages: int, overlap_ch
         await window.drain()
         plan = ChunkPlan(doc_id=doc.doc_id, chunk_pages=chunk_pages, overlap_chars=overlap_chars,
                          batch_size=batch_size_for(len(chunks), batch_size),
-                         type_hint=guess_document_type(pages.text.get(1, "")),
+                         type_hint=guess_document_type(pages.text.get(1, "")), type_hint_version=DOCTYPE_VERSION,
                          chunks=[ChunkRef(chunk_id=c.chunk_id, pages=c.pages, content_hash=c.content_hash)
                                  for c in chunks])
         await store.put_model(doc.chunk_plan, plan)

@@ -7,6 +7,7 @@ import pytest
 from f.core.layout import MatterPaths
 from f.core.models import CallRecord, ChunkPlan, DocumentResult, Manifest, PageText
 from f.core.storage import open_store
+from f.extraction.doctype import DOCTYPE_VERSION
 from f.pdf.errors import BadDocument
 from f.pipeline.extract import extract
 from f.pipeline.ingest import ingest
@@ -164,12 +165,17 @@ def test_a_long_document_gets_at_most_max_batches_extract_jobs():
         assert -(-chunks // size) <= MAX_BATCHES and size >= 4
 
 
-async def test_a_plan_made_before_type_hints_gets_one_when_split_runs_again(store, sim_pool, sample_docs):
+async def test_a_plan_hinted_by_older_rules_or_none_gets_the_current_hint_when_split_runs_again(
+        store, sim_pool, sample_docs):
     pool, _ = sim_pool
     sample = next(s for s in sample_docs if s.truth.document_type == "invoice")
     doc, *_ = await run_document(store, pool, sample, k=1)
     plan = await store.read_model(doc.chunk_plan, ChunkPlan)
-    assert plan.type_hint == "invoice"
-    await store.put_model(doc.chunk_plan, plan.model_copy(update={"type_hint": None}))
-    again = await split(store, doc, chunk_pages=2, overlap_chars=400, batch_size=2)
-    assert again.skipped and (await store.read_model(doc.chunk_plan, ChunkPlan)).type_hint == "invoice"
+    assert (plan.type_hint, plan.type_hint_version) == ("invoice", DOCTYPE_VERSION)
+    for old in ({"type_hint": None, "type_hint_version": None}, {"type_hint": "contract", "type_hint_version": "d1"}):
+        await store.put_model(doc.chunk_plan, plan.model_copy(update=old))
+        again = await split(store, doc, chunk_pages=2, overlap_chars=400, batch_size=2)
+        assert again.skipped and (await store.read_model(doc.chunk_plan, ChunkPlan)).type_hint == "invoice"
+    plan = await store.read_model(doc.chunk_plan, ChunkPlan)
+    await split(store, doc, chunk_pages=2, overlap_chars=400, batch_size=2)  # current rules: the plan is kept as is
+    assert (await store.read_model(doc.chunk_plan, ChunkPlan)) == plan
