@@ -36,7 +36,7 @@ from embedded.samples import page_texts
 from f.core.layout import DocPaths, MatterPaths
 from f.core.models import CallRecord, Chunk, ChunkPlan, FieldResult, Manifest, MergedRecord, PageIndex, PageText
 from f.core.storage import BlobStore, NotFound, open_store
-from f.extraction.calibration import FEATURES, UNFITTED, Calibration, features
+from f.extraction.calibration import FEATURES, UNFITTED, Calibration, features, sigmoid
 from f.extraction.chunking import plan_chunks
 from f.extraction.merge import LIST_FIELDS, tally
 from f.extraction.schema import CORE_FIELDS
@@ -131,7 +131,22 @@ def correct(name: str, predicted: Any, truth: Any) -> bool:
     if name in LIST_FIELDS:
         got = {_norm_text(v) for v in (predicted if isinstance(predicted, list) else [predicted])}
         return got == {_norm_text(v) for v in truth}
+    if name == "governing_law":
+        return _jurisdiction(predicted) == _jurisdiction(truth)
     return _norm_text(predicted) == _norm_text(truth)
+
+
+def _jurisdiction(value: Any) -> str:
+    """A governing law by its jurisdiction: "Illinois" is "the laws of the State of Illinois"."""
+    return re.sub(r"^(?:(?:the )?laws? of )?(?:the )?(?:state|commonwealth) of ", "", _norm_text(value))
+
+
+def attempted(name: str, candidates: list[Any], truth: Any) -> bool:
+    """Some call extracted the value, or a part of it (a value cut by a page break): a candidate that is
+    right, or that holds the value, or that the value holds."""
+    want = _norm_text(truth)
+    return any(correct(name, c, truth) or len(got := _norm_text(c)) >= 4 and (want in got or got in want)
+               for c in candidates if isinstance(c, str))
 
 
 # ---------------------------------------------------------------- running the pipeline
@@ -198,6 +213,7 @@ class Row:
     value: Any
     truth: Any
     confidence: float = 0.0
+    attempted: bool = False
 
 
 def rows_of(run: DocRun) -> tuple[list[Row], dict[str, Any]]:
@@ -210,7 +226,8 @@ def rows_of(run: DocRun) -> tuple[list[Row], dict[str, Any]]:
         truth = run.doc.truth.fields.get(name)
         out.append(Row(run.doc.doc_id, run.doc.part, run.doc.set, name, features(s.signals),
                        int(correct(name, s.result.value, truth)), s.result.value in (None, "", []),
-                       name in run.doc.truth.split_fields, s.result.value, truth))
+                       name in run.doc.truth.split_fields, s.result.value, truth,
+                       attempted=attempted(name, [c.value for c in run.merged.fields.get(name, [])], truth)))
     return out, {n: s for n, s in scored.items()}
 
 
@@ -228,9 +245,20 @@ CV_FOLDS = 4
 def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None,
         drop: tuple[str, ...] = ()) -> Calibration:
     """The calibration fitted on `rows`, with the accept threshold that reaches TARGET_PRECISION on them.
-    `l2` None: chosen by cross-validation on the same rows (choose_l2)."""
+    `l2` None: chosen by cross-validation on the same rows (choose_l2). The penalty shrinks every logit
+    towards the mean, so a last step rescales the logits (Platt scaling of the out-of-fold logits): the
+    fields the signals call sure are then as sure as they were on documents left out."""
     l2 = choose_l2(rows, drop) if l2 is None else l2
     cal = _fit(rows, name, backends, l2, drop)
+    if len({r.doc_id for r in rows}) >= CV_FOLDS:
+        held_out = _cv_logits(rows, l2, drop)
+        shift, (scale,) = fit_logistic([[z] for z in held_out], [r.correct for r in rows], l2=1e-3)
+        if scale > 0:
+            cal = Calibration(name=name, intercept=round(cal.intercept * scale + shift, 5),
+                              coef={f: round(v * scale, 5) for f, v in cal.coef.items()},
+                              field_offsets={f: round(v * scale, 5) for f, v in cal.field_offsets.items()},
+                              backends=cal.backends, fitted={"platt_scale": round(scale, 4),
+                                                             "platt_shift": round(shift, 4)})
     for r in rows:
         r.confidence = cal.confidence(r.field, _signals(r))
     threshold = threshold_for_precision([r.confidence for r in rows], [r.correct for r in rows], TARGET_PRECISION)
@@ -238,24 +266,27 @@ def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None
                           "fitted": {**cal.fitted, "l2": l2}})
 
 
-def choose_l2(rows: list[Row], drop: tuple[str, ...] = ()) -> float:
-    """The L2 penalty of L2_GRID with the lowest log loss on left-out documents: CV_FOLDS folds of whole
-    documents (a document's fields share its pages and calls), within the calibration part only."""
+def _cv_logits(rows: list[Row], l2: float, drop: tuple[str, ...]) -> list[float]:
+    """Each row's logit from a fit on the other folds: CV_FOLDS folds of whole documents (a document's fields
+    share its pages and calls)."""
     docs = sorted({r.doc_id for r in rows})
-    if len(docs) < CV_FOLDS:
-        return 1.0
     fold_of = {d: i % CV_FOLDS for i, d in enumerate(docs)}
+    out: dict[int, float] = {}
+    for k in range(CV_FOLDS):
+        cal = _fit([r for r in rows if fold_of[r.doc_id] != k], "cv", [], l2, drop)
+        out |= {i: cal.logit(r.field, _signals(r)) for i, r in enumerate(rows) if fold_of[r.doc_id] == k}
+    return [out[i] for i in range(len(rows))]
+
+
+def choose_l2(rows: list[Row], drop: tuple[str, ...] = ()) -> float:
+    """The L2 penalty of L2_GRID with the lowest log loss on left-out documents, within the calibration part."""
+    if len({r.doc_id for r in rows}) < CV_FOLDS:
+        return 1.0
+    y = [r.correct for r in rows]
 
     def loss(l2: float) -> float:
-        total = 0.0
-        for k in range(CV_FOLDS):
-            train = [r for r in rows if fold_of[r.doc_id] != k]
-            cal = _fit(train, "cv", [], l2, drop)
-            for r in rows:
-                if fold_of[r.doc_id] == k:
-                    p = min(max(cal.confidence(r.field, _signals(r)), 1e-6), 1 - 1e-6)
-                    total -= math.log(p if r.correct else 1 - p)
-        return total
+        p = [min(max(sigmoid(z), 1e-6), 1 - 1e-6) for z in _cv_logits(rows, l2, drop)]
+        return -sum(math.log(q if t else 1 - q) for q, t in zip(p, y))
 
     return min(L2_GRID, key=loss)
 
@@ -401,7 +432,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         return _mean([r.correct for r in held if r.set == set_name])
 
     split_rows = [r for r in held if r.split]
-    split_found = [r for r in split_rows if not r.empty]
+    split_found = [r for r in split_rows if r.attempted]  # where the models extract the value at all
     # routing, per held-out document, with the fitted calibration
     routing: dict[str, bool] = {}
     for run in runs:

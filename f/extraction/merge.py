@@ -67,7 +67,10 @@ class FieldTally:
         return sum(max(self.samples_by_chunk[c], self.expected_per_chunk) for c in self.chunks_with_answers)
 
     def ranked(self) -> list[Candidate]:
-        return sorted(self.candidates.values(), key=lambda c: (-c.votes, c.page or 0, normalize(c.value)))
+        """Most votes first; at equal votes a value that stands on its page (it has a quote) before one that
+        does not, then the earlier page."""
+        return sorted(self.candidates.values(),
+                      key=lambda c: (-c.votes, c.quote is None, c.page or 0, normalize(c.value)))
 
 
 def tally(records: list[CallRecord], expected_per_chunk: int = 0) -> dict[str, FieldTally]:

@@ -248,10 +248,15 @@ def injected(name: str, candidate: Candidate, pages: dict[int, PageText]) -> boo
     if not spans:
         return False
     folded = re.sub(r"\s", " ", text.casefold())
-    needles = [f.casefold() for f in value_forms(name, candidate.value)] or [(candidate.quote or "").casefold()]
+    forms = [f.casefold() for f in value_forms(name, candidate.value)]
+    # a bare "1" (the whole-number form of $1.00) stands all over a page: it is no evidence of where a value is
+    needles = [f for f in forms if len(f) >= 3] or forms or [(candidate.quote or "").casefold()]
+
     def find(needle: str) -> list[int]:
+        """Where the needle stands as a whole token: "1.00" is not the tail of "$11.00" or "1,001.00"."""
         words = needle.split()
-        return [m.start() for m in re.finditer(r"\s+".join(map(re.escape, words)), folded)] if words else []
+        pattern = r"(?<![\w.,])" + r"\s+".join(map(re.escape, words)) + r"(?!\w|[.,]\d)"
+        return [m.start() for m in re.finditer(pattern, folded)] if words else []
 
     hits = [h for n in needles for h in find(n)]
     if not hits and candidate.quote:

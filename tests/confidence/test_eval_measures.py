@@ -2,7 +2,7 @@
 
 import random
 
-from embedded.eval.run import FEATURES, L2_GRID, Row, _norm_text, cer, choose_l2, correct, fit
+from embedded.eval.run import FEATURES, L2_GRID, Row, _norm_text, attempted, cer, choose_l2, correct, fit
 
 TRUE_PAGE = "ACME ROBOTICS, INC.\nBy: ______________________________\nName: Victor D. Chen\nContents ........ 4"
 
@@ -19,6 +19,15 @@ def test_names_compare_without_case_spacing_or_punctuation():
     assert correct("client_name", "the Acme Robotics Inc.", "Acme Robotics, Inc.")
     assert not correct("client_name", "Acme Robotics", "Acme Robotics, Inc.")
     assert correct("signatories", ["Chen, Victor D."], ["Chen Victor D"])
+
+
+def test_a_governing_law_is_its_jurisdiction_and_a_cut_value_counts_as_attempted():
+    assert correct("governing_law", "Illinois", "State of Illinois")
+    assert correct("governing_law", "the laws of the State of Illinois", "State of Illinois")
+    assert not correct("governing_law", "State of Delaware", "State of Illinois")
+    assert attempted("governing_law", ["1976-04-12", "State of"], "State of Delaware")  # the half before the break
+    assert attempted("governing_law", ["the law of the state of Delaware and the"], "State of Delaware")
+    assert not attempted("governing_law", ["State or Country's Law", "of", "Malti Law"], "State of Illinois")
 
 
 def _rows(n_docs: int, noise: float, seed: int) -> list[Row]:

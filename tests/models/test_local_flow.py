@@ -18,8 +18,9 @@ from tests.pdf.pdf_factory import text_pdf
 ROOT = Path(__file__).resolve().parents[2]
 MATTER = MatterPaths("real-models")
 RELIABLE = ("document_type",)
-"""Fields both models get right on this letter (scripts/measure-models, README): the small models miss most
-others, and the two disagree, which is what their low confidence says."""
+"""Right on this letter whatever the models do: the typed schema writes the type the first page's words tell
+(a one-value enum). The small models miss most other fields, and the two disagree, which is what their low
+confidence says."""
 
 
 pytestmark = pytest.mark.timeout(600)
