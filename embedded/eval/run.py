@@ -618,7 +618,7 @@ async def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     if args.write_calibration:
         target = Path(args.calibration_file)
         (cache / "calibration_rows.json").write_text(json.dumps(
-            [[r.field, r.x, r.correct] for r in _ROWS if r.part == "calibration"]))
+            [[r.field, r.x, r.correct, r.doc_id] for r in _ROWS if r.part == "calibration"]))
         default = fit_default(Path(args.cache))
         profiles = [p for p in merge_profiles(cal) if p.name != "default"] + ([default] if default else [])
         write_calibration(profiles, default="default" if default else cal.name, path=target)
@@ -632,7 +632,8 @@ def fit_default(cache: Path) -> Calibration | None:
     rows, pools = [], []
     for file in sorted(cache.glob("*/calibration_rows.json")):
         pools.append(file.parent.name)
-        rows += [Row("", "calibration", "", f, x, y, False, False, None, None) for f, x, y in json.loads(file.read_text())]
+        rows += [Row(f"{file.parent.name}:{doc[0] if doc else ''}", "calibration", "", f, x, y, False, False, None, None)
+                 for f, x, y, *doc in json.loads(file.read_text())]  # the document: cross-validation folds by it
     if not rows:
         return None
     # without the logprob signals: whether a backend gives them says which pool a row came from, not whether

@@ -1,4 +1,5 @@
 from f.core.models import CallRecord, MergedRecord, PageText, Word
+from f.extraction.calibration import calibration_for
 from f.extraction.chunking import plan_chunks
 from f.extraction.merge import normalize, tally
 from f.extraction.prompt import build_messages
@@ -55,10 +56,11 @@ def test_agreement_grounding_and_ocr_confidence_drive_the_score():
     fields = score_fields(merged, pages)
     # calibrated (f/extraction/calibration_v1.py): 2 of 3 agreeing on a grounded value is usually right, but
     # less sure than 3 of 3; a value found on no page, or read from a poor OCR page, is much less sure
-    assert fields["client_name"].confidence > 0.95
+    assert fields["client_name"].confidence > 0.9
     assert fields["matter_number"].confidence < fields["client_name"].confidence
     assert fields["matter_number"].candidates[0].value == "M-7"
-    assert fields["counterparty"].confidence < fields["client_name"].confidence * 0.7
+    assert fields["counterparty"].confidence < fields["client_name"].confidence - 0.2  # agreed, but on no page
+    assert fields["counterparty"].confidence < calibration_for([]).accept_threshold  # so a person looks
     sharp = score_fields(merged, [pages[0], page(2, "blurred Acme", conf=0.95, source="ocr")])
     assert fields["governing_law"].confidence < sharp["governing_law"].confidence  # its page read at 0.4
     reasons = review_reasons("engagement_letter", fields, merged)

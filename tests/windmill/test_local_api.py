@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -97,8 +98,8 @@ FILES = {
 
 
 class Server:
-    def __init__(self, proc: subprocess.Popen[str], url: str, admin: str) -> None:
-        self.proc, self.url, self.admin = proc, url, admin
+    def __init__(self, proc: subprocess.Popen[str], url: str, admin: str, log: Path) -> None:
+        self.proc, self.url, self.admin, self.log = proc, url, admin, log
         self.http = httpx.Client(base_url=url, timeout=30)
 
     def call(self, method: str, path: str, token: str | None, **kw: Any) -> httpx.Response:
@@ -130,7 +131,13 @@ class Server:
             if test(job):
                 return job
             time.sleep(0.1)
-        raise AssertionError(f"job {job_id}: condition not met: {job}")
+        raise AssertionError(f"job {job_id}: condition not met: {job}\n{self.diagnosis()}")
+
+    def diagnosis(self) -> str:
+        """Every job the server knows, and the tail of its log: what holds the queue's slots."""
+        jobs = self.call("GET", "/api/w/local/jobs/list", self.admin).text
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        return f"jobs: {jobs[:4000]}\nserver log:\n{tail}"
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +146,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
     for rel, text in FILES.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(textwrap.dedent(text).lstrip("\n"))
-    proc = subprocess.Popen([str(SERVE), "--no-services", "--root", str(root), "--port", "0", "--max-jobs", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    log = root / "serve.log"
+    proc = subprocess.Popen([str(SERVE), "--no-services", "--root", str(root), "--port", "0", "--max-jobs", "2",
+                             "--verbose"], stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
     found: dict[str, str] = {}
@@ -151,7 +159,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
             if "=" in word and word.startswith("WM_"):
                 key, value = word.split("=", 1)
                 found[key] = value
-    s = Server(proc, found["WM_BASE_URL"], found["WM_ADMIN_TOKEN"])
+    s = Server(proc, found["WM_BASE_URL"], found["WM_ADMIN_TOKEN"], log)
     yield s
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
@@ -243,7 +251,11 @@ def test_ctrl_c_cancels_when_the_token_may(server, can_cancel):
         if "running step" in line:
             break
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # not left running into the next test
+        raise AssertionError(f"trigger did not stop on Ctrl-C (job {job_id})\n{server.diagnosis()}") from None
     assert proc.returncode == 130
     if can_cancel:
         assert f"canceled job {job_id}" in err
