@@ -19,6 +19,7 @@ Standard library only: a caller can copy this one file. Exit codes: 0 the job su
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -222,6 +223,9 @@ def run(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    # Ctrl-C (SIGINT) cancels the job, however we were started: a process started in the background by a
+    # non-interactive shell (`cmd &`, nohup, CI runners) inherits SIGINT ignored, and Python then keeps it so.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sys.exit(run(_parser().parse_args(argv)))
     except Stop as e:

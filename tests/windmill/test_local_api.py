@@ -134,10 +134,9 @@ class Server:
         raise AssertionError(f"job {job_id}: condition not met: {job}\n{self.diagnosis()}")
 
     def diagnosis(self) -> str:
-        """Every job the server knows, and the tail of its log: what holds the queue's slots."""
-        jobs = self.call("GET", "/api/w/local/jobs/list", self.admin).text
+        """The tail of the server's log: which jobs ran, were killed, or still hold the queue's slots."""
         tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-        return f"jobs: {jobs[:4000]}\nserver log:\n{tail}"
+        return f"server log:\n{tail}"
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +242,9 @@ def test_ctrl_c_cancels_when_the_token_may(server, can_cancel):
     scopes = ["jobs:run:flows:f/matter/slow"] + (["jobs:write"] if can_cancel else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("WM_")}
     env |= {"WM_BASE_URL": server.url, "WM_WORKSPACE": "local", "WM_TOKEN": server.mint(*scopes)}
-    proc = subprocess.Popen([str(TRIGGER), "f/matter/slow"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # started with SIGINT ignored, as `cmd &` in a non-interactive shell (CI, nohup) starts it: Ctrl-C must still cancel
+    proc = subprocess.Popen([str(TRIGGER), "f/matter/slow"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     job_id = ""
     for line in proc.stderr:  # type: ignore[union-attr]
         if "as job " in line:
