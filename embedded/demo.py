@@ -76,11 +76,12 @@ async def collect(store: BlobStore, matter: MatterPaths, ids: dict[str, str]) ->
 
 
 def show(value: Any) -> str:
+    """A field's value on one line of the table (a model's answer may hold line breaks)."""
     if isinstance(value, dict) and "value" in value:
         return f"{value['value']:,.2f} {value.get('currency', '')}"
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "—"
-    return "—" if value is None else str(value)
+        return " ".join(", ".join(map(str, value)).split()) or "—"
+    return "—" if value is None else " ".join(str(value).split())
 
 
 def print_report(report: dict[str, Any]) -> None:
