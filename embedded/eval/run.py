@@ -248,10 +248,12 @@ def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None
     `l2` None: chosen by cross-validation on the same rows (choose_l2). The penalty shrinks every logit
     towards the mean, so a last step rescales the logits (Platt scaling of the out-of-fold logits): the
     fields the signals call sure are then as sure as they were on documents left out."""
-    l2 = choose_l2(rows, drop) if l2 is None else l2
+    if l2 is None:
+        l2, held_out = _cv_choice(rows, drop)
+    else:
+        held_out = _cv_logits(rows, l2, drop) if _foldable(rows) else None
     cal = _fit(rows, name, backends, l2, drop)
-    if len({r.doc_id for r in rows}) >= CV_FOLDS:
-        held_out = _cv_logits(rows, l2, drop)
+    if held_out is not None:
         shift, (scale,) = fit_logistic([[z] for z in held_out], [r.correct for r in rows], l2=1e-3)
         if scale > 0:
             cal = Calibration(name=name, intercept=round(cal.intercept * scale + shift, 5),
@@ -266,6 +268,10 @@ def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None
                           "fitted": {**cal.fitted, "l2": l2}})
 
 
+def _foldable(rows: list[Row]) -> bool:
+    return len({r.doc_id for r in rows}) >= CV_FOLDS
+
+
 def _cv_logits(rows: list[Row], l2: float, drop: tuple[str, ...]) -> list[float]:
     """Each row's logit from a fit on the other folds: CV_FOLDS folds of whole documents (a document's fields
     share its pages and calls)."""
@@ -278,17 +284,22 @@ def _cv_logits(rows: list[Row], l2: float, drop: tuple[str, ...]) -> list[float]
     return [out[i] for i in range(len(rows))]
 
 
-def choose_l2(rows: list[Row], drop: tuple[str, ...] = ()) -> float:
-    """The L2 penalty of L2_GRID with the lowest log loss on left-out documents, within the calibration part."""
-    if len({r.doc_id for r in rows}) < CV_FOLDS:
-        return 1.0
+def _cv_choice(rows: list[Row], drop: tuple[str, ...]) -> tuple[float, list[float] | None]:
+    """The L2 penalty of L2_GRID with the lowest log loss on left-out documents, within the calibration part,
+    and its out-of-fold logits (None, with 1.0, when there are too few documents to fold)."""
+    if not _foldable(rows):
+        return 1.0, None
     y = [r.correct for r in rows]
 
-    def loss(l2: float) -> float:
-        p = [min(max(sigmoid(z), 1e-6), 1 - 1e-6) for z in _cv_logits(rows, l2, drop)]
+    def loss(logits: list[float]) -> float:
+        p = [min(max(sigmoid(z), 1e-6), 1 - 1e-6) for z in logits]
         return -sum(math.log(q if t else 1 - q) for q, t in zip(p, y))
 
-    return min(L2_GRID, key=loss)
+    return min(((l2, _cv_logits(rows, l2, drop)) for l2 in L2_GRID), key=lambda pair: loss(pair[1]))
+
+
+def choose_l2(rows: list[Row], drop: tuple[str, ...] = ()) -> float:
+    return _cv_choice(rows, drop)[0]
 
 
 def _fit(rows: list[Row], name: str, backends: list[str], l2: float, drop: tuple[str, ...]) -> Calibration:

@@ -59,14 +59,18 @@ class FullProfile(Profile):
 class CompactProfile(Profile):
     name, prompt_version = "compact", COMPACT_PROMPT_VERSION
 
+    @staticmethod
+    def _version(type_hint: str | None) -> tuple[str, ...]:
+        return COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, compact_schema(type_hint).__name__
+
     def record_version(self, type_hint: str | None) -> str:
         """The schema too: a plan whose type hint changed (or came) must not merge the other schema's calls."""
-        return "/".join((COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, compact_schema(type_hint).__name__))
+        return "/".join(self._version(type_hint))
 
     def request(self, chunk: Chunk, type_hint: str | None) -> Request:
         schema = compact_schema(type_hint)
-        return Request(schema, compact_messages(chunk, schema.model_fields),
-                       (COMPACT_PROMPT_VERSION, COMPACT_SCHEMA_VERSION, schema.__name__), self.record_version(type_hint))
+        return Request(schema, compact_messages(chunk, schema.model_fields), self._version(type_hint),
+                       self.record_version(type_hint))
 
     def to_output(self, answer: dict[str, Any], chunk: Chunk, schema: type[BaseModel]) -> dict[str, Any]:
         parsed = schema.model_validate(answer)
