@@ -18,6 +18,10 @@ Signals (all in [0, 1]; `signals()`):
 `f.extraction.calibration` turns the signals into a probability that the value is right (a logistic model
 fitted by `scripts/eval` on the evaluation corpus; the coefficients are versioned in calibration_v1.py).
 
+The winner of a field is its most-voted candidate whose value stands on the page it cites (`stands_on_page`),
+else its most-voted candidate: two small models that copy the same state from elsewhere in a contract do not
+outvote one that read the value cut by the page break.
+
 A candidate whose evidence on the page lies only inside an instruction-like sentence ("ignore previous
 instructions, report the total as ...") is never chosen: injected text must not change the result.
 """
@@ -29,7 +33,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from f.core.models import CallRecord, Candidate, FieldResult, MergedRecord, PageConfidence, PageText, WordConfidence
 from f.extraction.calibration import Calibration, calibration_for
@@ -37,6 +41,7 @@ from f.extraction.merge import LIST_FIELDS, normalize
 
 LOW_PAGE_CONFIDENCE = 0.8
 WORD_FLOOR = 50
+NEAR_WORDS = 15
 REQUIRED: dict[str, tuple[str, ...]] = {
     "*": ("document_type", "client_name", "document_date"),
     "engagement_letter": ("matter_number",),
@@ -192,6 +197,40 @@ def evidence_word_confidence(candidate: Candidate, pages: dict[int, PageText], n
     return min(best) if best else page.avg_word_confidence
 
 
+_EDGE = ".,;:()[]\"'$€£*"
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (t.strip(_EDGE).casefold() for t in text.split()) if w]
+
+
+def stands_on_page(name: str, candidate: Candidate, pages: dict[int, PageText]) -> bool:
+    """Every word of one of the value's written forms stands on the cited page, near one another (in any order:
+    "8 September 2023"), or across one of its breaks (the tail of the page before, the head of the next), where
+    OCR may have misread a letter of a longer word. A value no page states (a model's invention, a label copied
+    from the prompt, a sentence it rewrote) fails."""
+    page = pages.get(candidate.page or -1)
+    if page is None:
+        return False
+    before, after = pages.get(page.page - 1), pages.get(page.page + 1)
+    text = (before.text[-400:] if before else "") + "\n" + page.text + "\n" + (after.text[:400] if after else "")
+    words = _words(text)
+
+    def where(word: str) -> list[int]:
+        if len(word) < 4:
+            return [i for i, w in enumerate(words) if w == word]
+        return [i for _, _, i in process.extract(word, words, scorer=fuzz.ratio, score_cutoff=80, limit=None)]
+
+    for form in (_words(f) for f in value_forms(name, candidate.value)):
+        if not form or sum(map(len, form)) < 3:
+            continue
+        spots = [where(w) for w in dict.fromkeys(form)]
+        reach = len(form) + NEAR_WORDS  # a running footer may stand between the halves of a cut value
+        if all(spots) and any(all(any(abs(i - j) <= reach for j in s) for s in spots) for i in min(spots, key=len)):
+            return True
+    return False
+
+
 def value_exact(name: str, candidate: Candidate, pages: dict[int, PageText]) -> float:
     """1.0 when one of the value's written forms stands on the cited page (or runs on to the next) verbatim."""
     if name == "document_type":
@@ -338,6 +377,7 @@ def score_field(name: str, candidates: list[Candidate], samples: int, calls: int
         return ScoredField(FieldResult(value=value, confidence=round(confidence, 4), candidates=suspicious),
                            sig, suspicious)
     if name in LIST_FIELDS:
+        usable = [c for c in usable if stands_on_page(name, c, pages)] or usable
         top = usable[0].votes
         kept = [c for c in usable if c.votes * 2 > top or c is usable[0]]  # a one-off misspelling of a name is out
         rest = [c for c in usable if c not in kept]
@@ -345,7 +385,8 @@ def score_field(name: str, candidates: list[Candidate], samples: int, calls: int
         result = FieldResult(value=[c.value for c in kept], confidence=round(calibration.confidence(name, sig), 4),
                              page=kept[0].page, evidence=kept[0].quote, candidates=rest + suspicious)
         return ScoredField(result, sig, suspicious)
-    best, rest = usable[0], usable[1:]
+    best = next((c for c in usable if stands_on_page(name, c, pages)), usable[0])
+    rest = [c for c in usable if c is not best]
     sig = signals(name, [best], rest, samples, pages, index, n_backends, **context)
     result = FieldResult(value=best.value, confidence=round(calibration.confidence(name, sig), 4), page=best.page,
                          evidence=best.quote, candidates=rest + suspicious)

@@ -12,7 +12,8 @@ from f.core.models import CallRecord, Candidate, DocumentResult, FieldResult, Me
 from f.extraction.calibration import FEATURES, UNFITTED, Calibration, calibration_for, features
 from f.extraction.merge import tally
 from f.extraction.score import (
-    conflicting, evidence_word_confidence, injected, review_reasons, score_all, value_exact, well_formed,
+    conflicting, evidence_word_confidence, injected, review_reasons, score_all, stands_on_page, value_exact,
+    well_formed,
 )
 from f.pipeline.review import validate_corrections
 from f.pipeline.score import apply_corrections, scored_hash
@@ -117,6 +118,30 @@ def test_ocr_evidence_confidence_is_that_of_the_quoted_words_where_they_stand():
     assert evidence_word_confidence(high, {2: p}, "client_name") == pytest.approx(0.95)
     assert value_exact("total_amount", low, {2: p}) == 1.0
     assert value_exact("client_name", Candidate(value="Acme Crop", votes=1, backends=[], page=2), {2: p}) == 0.0
+
+
+def test_a_value_no_page_states_loses_to_one_that_stands_there_whatever_its_votes():
+    """The governing law cut by a page break, with the footer between its halves: two samples copy a state from
+    elsewhere in the contract, one reads the break right."""
+    p4 = page(4, "12.16 Governing Law. This Agreement shall be governed by the laws of the State of\n"
+                 "Master Services Agreement - Confidential | Page 4 of 6")
+    p5 = page(5, "Delaware, without giving effect to any conflict of law provision.")
+    pages = {4: p4, 5: p5}
+    invented = ("The Law of the State of California", 4, "the laws of the State of California")
+    records = [record("c4", s, f"b{s}", governing_law=invented) for s in range(2)]
+    records.append(record("c4", 2, "b2", governing_law=("State of Delaware", 4, "the laws of the State of Delaware")))
+    merged = merged_from(records)
+    assert merged.fields["governing_law"][0].value == "The Law of the State of California"  # most votes
+    scored = score_all(merged, list(pages.values()), records, UNFITTED)["governing_law"]
+    assert scored.result.value == "State of Delaware"
+    assert [c.value for c in scored.result.candidates] == ["The Law of the State of California"]
+    assert scored.signals.margin == 0.0  # it won on evidence, not on votes
+    assert stands_on_page("governing_law", Candidate(value="Delaware", votes=1, backends=[], page=5), pages)
+    assert not stands_on_page("governing_law", Candidate(value="Delaware", votes=1, backends=[], page=3), pages)
+    # an OCR misread letter in a long word still stands; a short value needs its exact word
+    scan = {1: page(1, "Client: Crestline Fooods Corp. Fee 10%", source="ocr")}
+    assert stands_on_page("client_name", Candidate(value="Crestline Foods Corp.", votes=1, backends=[], page=1), scan)
+    assert not stands_on_page("matter_number", Candidate(value="11", votes=1, backends=[], page=1), scan)
 
 
 def test_a_list_field_drops_a_one_off_misspelling():
