@@ -139,7 +139,8 @@ def value_forms(name: str, value: Any) -> list[str]:
             d = date.fromisoformat(str(value))
         except ValueError:
             return [str(value)]
-        return [f"{MONTHS[d.month - 1]} {d.day}, {d.year}", d.strftime("%m/%d/%Y"), d.isoformat()]
+        numeric = [d.strftime("%m/%d/%Y"), f"{d.month}/{d.day}/{d.year}"]
+        return [f"{MONTHS[d.month - 1]} {d.day}, {d.year}", *dict.fromkeys(numeric), d.isoformat()]
     if name == "total_amount" and isinstance(value, dict):
         try:
             amount = float(value.get("value"))
@@ -198,16 +199,19 @@ def evidence_word_confidence(candidate: Candidate, pages: dict[int, PageText], n
 
 
 _EDGE = ".,;:()[]\"'$€£*"
+_ALNUM = re.compile(r"[^0-9a-z]")
+_ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)$")
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in (t.strip(_EDGE).casefold() for t in text.split()) if w]
+    """Lower-case words without their edge punctuation, an ordinal as its number ("8th" is "8")."""
+    return [_ORDINAL.sub(r"\1", w) for w in (t.strip(_EDGE).casefold() for t in text.split()) if w]
 
 
 def stands_on_page(name: str, candidate: Candidate, pages: dict[int, PageText]) -> bool:
     """Every word of one of the value's written forms stands on the cited page, near one another (in any order:
     "8 September 2023"), or across one of its breaks (the tail of the page before, the head of the next), where
-    OCR may have misread a letter of a longer word. A value no page states (a model's invention, a label copied
+    OCR may have misread a letter of a longer word (not a digit: numbers match digit for digit). A value no page states (a model's invention, a label copied
     from the prompt, a sentence it rewrote) fails."""
     page = pages.get(candidate.page or -1)
     if page is None:
@@ -215,8 +219,12 @@ def stands_on_page(name: str, candidate: Candidate, pages: dict[int, PageText]) 
     before, after = pages.get(page.page - 1), pages.get(page.page + 1)
     text = (before.text[-400:] if before else "") + "\n" + page.text + "\n" + (after.text[:400] if after else "")
     words = _words(text)
+    digits = [_ALNUM.sub("", w) if any(c.isdigit() for c in w) else None for w in words]
 
     def where(word: str) -> list[int]:
+        if any(c.isdigit() for c in word):  # a number is the same number or another: "3,895:00" is 3,895.00
+            key = _ALNUM.sub("", word)
+            return [i for i, d in enumerate(digits) if d == key]
         if len(word) < 4:
             return [i for i, w in enumerate(words) if w == word]
         return [i for _, _, i in process.extract(word, words, scorer=fuzz.ratio, score_cutoff=80, limit=None)]

@@ -142,6 +142,10 @@ def test_a_value_no_page_states_loses_to_one_that_stands_there_whatever_its_vote
     scan = {1: page(1, "Client: Crestline Fooods Corp. Fee 10%", source="ocr")}
     assert stands_on_page("client_name", Candidate(value="Crestline Foods Corp.", votes=1, backends=[], page=1), scan)
     assert not stands_on_page("matter_number", Candidate(value="11", votes=1, backends=[], page=1), scan)
+    dated = {1: page(1, "Signed on the 8th day of September, 2023 and filed 9/8/2023.")}
+    for day in ("2023-09-08",):
+        assert stands_on_page("document_date", Candidate(value=day, votes=1, backends=[], page=1), dated)
+    assert not stands_on_page("document_date", Candidate(value="2023-09-18", votes=1, backends=[], page=1), dated)
 
 
 def test_a_list_field_drops_a_one_off_misspelling():
