@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 
 
 def fit_logistic(x: Sequence[Sequence[float]], y: Sequence[int], *, l2: float = 1.0,
@@ -73,6 +74,22 @@ def ece(confidence: Sequence[float], correct: Sequence[int], bins: int = 10) -> 
             conf = sum(confidence[i] for i in idx) / len(idx)
             total += abs(acc - conf) * len(idx) / n
     return total
+
+
+def bootstrap_interval(groups: Sequence[Sequence[tuple[float, int]]],
+                       statistic: Callable[[Sequence[float], Sequence[int]], float],
+                       resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of a statistic of (confidence, correct) pairs, resampling whole groups (the
+    documents: the fields of one document are not independent draws)."""
+    rng, values = random.Random(seed), []
+    for _ in range(resamples):
+        pairs = [p for _ in groups for p in rng.choice(groups)]
+        if pairs:
+            values.append(statistic([c for c, _ in pairs], [y for _, y in pairs]))
+    values = sorted(v for v in values if not math.isnan(v))
+    if not values:
+        return float("nan"), float("nan")
+    return values[int(0.025 * (len(values) - 1))], values[int(0.975 * (len(values) - 1))]
 
 
 def auroc(score: Sequence[float], label: Sequence[int]) -> float:

@@ -30,7 +30,7 @@ from rapidfuzz.distance import Levenshtein
 from embedded.azurite import ROOT, start_azurite
 from embedded.eval.corpus import SETS, EvalDoc, build_corpus
 from embedded.eval.metrics import (
-    auroc, ece, fit_logistic, precision_coverage, spearman, threshold_for_precision,
+    auroc, bootstrap_interval, ece, fit_logistic, precision_coverage, spearman, threshold_for_precision,
 )
 from embedded.samples import page_texts
 from f.core.layout import DocPaths, MatterPaths
@@ -442,6 +442,9 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
     def acc(set_name: str) -> float:
         return _mean([r.correct for r in held if r.set == set_name])
 
+    by_doc: dict[str, list[tuple[float, int]]] = {}
+    for r in held:
+        by_doc.setdefault(r.doc_id, []).append((r.confidence, r.correct))
     split_rows = [r for r in held if r.split]
     split_found = [r for r in split_rows if r.attempted]  # where the models extract the value at all
     # routing, per held-out document, with the fitted calibration
@@ -491,6 +494,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         "field_accuracy": _mean(ok),
         "accuracy_by_set": {s: acc(s) for s in SETS if any(r.set == s for r in held)},
         "ece": ece(conf, ok, 10),
+        "ece_interval": bootstrap_interval(list(by_doc.values()), ece),
         "auroc": auroc(conf, ok),
         "accept_threshold": t,
         "accepted": accepted,
@@ -543,7 +547,9 @@ def print_table(report: dict[str, Any]) -> None:
                 "overlap_token_overhead_flow_default", "wordconf_spearman", "wordconf_spearman_with_fills", "ocr_mean_cer", "injection_effects",
                 "needs_review_share", "conflict_docs_routed_to_review"):
         print(f"| {key:<38} | {f(report[key]):>10} | {targets.get(key, '')} |")
-    print(f"\naccuracy by set: { {k: round(v, 3) for k, v in report['accuracy_by_set'].items()} }")
+    lo, hi = report["ece_interval"]
+    print(f"\nece: 95% interval {lo:.3f}-{hi:.3f} (held-out documents resampled)")
+    print(f"accuracy by set: { {k: round(v, 3) for k, v in report['accuracy_by_set'].items()} }")
     print(f"coverage by set: { {k: round(v, 3) for k, v in report['coverage_by_set'].items()} }")
     print(f"split: {report['split_found']}/{report['split_fields']} found; OCR pages: {report['ocr_pages']}; "
           f"injection: {report['injection_detail']}")

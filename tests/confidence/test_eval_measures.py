@@ -2,6 +2,7 @@
 
 import random
 
+from embedded.eval.metrics import bootstrap_interval, ece
 from embedded.eval.run import FEATURES, L2_GRID, Row, _norm_text, attempted, cer, choose_l2, correct, fit
 
 TRUE_PAGE = "ACME ROBOTICS, INC.\nBy: ______________________________\nName: Victor D. Chen\nContents ........ 4"
@@ -48,3 +49,16 @@ def test_the_penalty_is_chosen_on_left_out_documents():
     assert choose_l2(noisy) > min(L2_GRID)  # a noisy one: a stronger penalty generalizes better
     cal = fit(clean, "t", [])
     assert cal.fitted["l2"] == min(L2_GRID) and cal.coef["agreement"] > 5
+
+
+def test_the_ece_interval_resamples_whole_documents():
+    rng = random.Random(3)
+    calibrated = [[(0.8, int(rng.random() < 0.8)) for _ in range(10)] for _ in range(40)]
+    lo, hi = bootstrap_interval(calibrated, ece, resamples=200)
+    point = ece([c for d in calibrated for c, _ in d], [y for d in calibrated for _, y in d])
+    assert lo <= point <= hi < 0.15
+    # one document whose ten fields are all wrong at 0.8: resampling documents sees it come and go
+    skewed = calibrated[:9] + [[(0.8, 0)] * 10]
+    lo, hi = bootstrap_interval(skewed, ece, resamples=200)
+    assert hi - lo > 0.1
+    assert bootstrap_interval([[(0.5, 1)]], ece, resamples=20) == (0.5, 0.5)
