@@ -161,6 +161,11 @@ class DocRun:
     chunks: list[Chunk] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def key(self) -> str:
+        """The document across matters (each matter has its own contract-msa-kestrel-clean)."""
+        return f"{self.paths.matter_id}/{self.doc.doc_id}"
+
 
 def field_pages(doc: EvalDoc) -> set[int]:
     """Pages holding a truth value, and the page a split value runs on to."""
@@ -202,7 +207,7 @@ async def collect(store: BlobStore, run: DocRun, k: int, profile: str) -> None:
 
 @dataclass
 class Row:
-    doc_id: str
+    doc_id: str  # DocRun.key
     part: str
     set: str
     field: str
@@ -215,6 +220,12 @@ class Row:
     confidence: float = 0.0
     attempted: bool = False
 
+    @property
+    def source(self) -> str:
+        """The source document: its clean, scanned and noisy renderings share their text and their calls'
+        answers, so cross-validation and resampling keep them together."""
+        return self.doc_id.removesuffix(f"-{self.set}") if self.set else self.doc_id
+
 
 def rows_of(run: DocRun) -> tuple[list[Row], dict[str, Any]]:
     assert run.merged is not None
@@ -224,7 +235,7 @@ def rows_of(run: DocRun) -> tuple[list[Row], dict[str, Any]]:
     for name in CORE_FIELDS:
         s = scored[name]
         truth = run.doc.truth.fields.get(name)
-        out.append(Row(run.doc.doc_id, run.doc.part, run.doc.set, name, features(s.signals),
+        out.append(Row(run.key, run.doc.part, run.doc.set, name, features(s.signals),
                        int(correct(name, s.result.value, truth)), s.result.value in (None, "", []),
                        name in run.doc.truth.split_fields, s.result.value, truth,
                        attempted=attempted(name, [c.value for c in run.merged.fields.get(name, [])], truth)))
@@ -269,18 +280,18 @@ def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None
 
 
 def _foldable(rows: list[Row]) -> bool:
-    return len({r.doc_id for r in rows}) >= CV_FOLDS
+    return len({r.source for r in rows}) >= CV_FOLDS
 
 
 def _cv_logits(rows: list[Row], l2: float, drop: tuple[str, ...]) -> list[float]:
-    """Each row's logit from a fit on the other folds: CV_FOLDS folds of whole documents (a document's fields
-    share its pages and calls)."""
-    docs = sorted({r.doc_id for r in rows})
+    """Each row's logit from a fit on the other folds: CV_FOLDS folds of whole source documents (a document's
+    fields share its pages and calls, and its renderings share its text)."""
+    docs = sorted({r.source for r in rows})
     fold_of = {d: i % CV_FOLDS for i, d in enumerate(docs)}
     out: dict[int, float] = {}
     for k in range(CV_FOLDS):
-        cal = _fit([r for r in rows if fold_of[r.doc_id] != k], "cv", [], l2, drop)
-        out |= {i: cal.logit(r.field, _signals(r)) for i, r in enumerate(rows) if fold_of[r.doc_id] == k}
+        cal = _fit([r for r in rows if fold_of[r.source] != k], "cv", [], l2, drop)
+        out |= {i: cal.logit(r.field, _signals(r)) for i, r in enumerate(rows) if fold_of[r.source] == k}
     return [out[i] for i in range(len(rows))]
 
 
@@ -425,7 +436,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
             continue
         r, s = rows_of(run)
         rows += r
-        scored[run.doc.doc_id] = s
+        scored[run.key] = s
     calib = [r for r in rows if r.part == "calibration"]
     held = [r for r in rows if r.part == "heldout"]
     backends = sorted({b for run in runs if run.merged for b in run.merged.backends})
@@ -442,9 +453,9 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
     def acc(set_name: str) -> float:
         return _mean([r.correct for r in held if r.set == set_name])
 
-    by_doc: dict[str, list[tuple[float, int]]] = {}
+    by_source: dict[str, list[tuple[float, int]]] = {}  # resampled by source document
     for r in held:
-        by_doc.setdefault(r.doc_id, []).append((r.confidence, r.correct))
+        by_source.setdefault(r.source, []).append((r.confidence, r.correct))
     split_rows = [r for r in held if r.split]
     split_found = [r for r in split_rows if r.attempted]  # where the models extract the value at all
     # routing, per held-out document, with the fitted calibration
@@ -452,7 +463,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
     for run in runs:
         if run.merged is None or run.doc.part != "heldout":
             continue
-        s = scored[run.doc.doc_id]
+        s = scored[run.key]
         fields: dict[str, FieldResult] = {}
         for name, sf in s.items():
             confidence = cal.confidence(name, sf.signals)
@@ -460,18 +471,18 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         k = round(run.merged.calls / len(run.chunks)) if run.chunks else None
         reasons = review_reasons(fields["document_type"].value, fields, run.merged, cal,
                                  excluded={n: sf.injected for n, sf in s.items() if sf.injected}, k=k)
-        routing[run.doc.doc_id] = bool(reasons)
+        routing[run.key] = bool(reasons)
     # injection: the payload anywhere, schema changes, routing of the invoice against its twin
-    injected_docs = {run.doc.doc_id for run in runs if run.doc.truth.injection}
+    injected_docs = {run.key for run in runs if run.doc.truth.injection}
     payload_hits = sum(1 for r in rows if _is_payload(r.value, r.doc_id in injected_docs))
     schema_changes = sum(1 for s in scored.values() if set(s) != set(CORE_FIELDS))
     flips = passed = 0  # routing of the injected invoice against its twin; passed: the injected one skipped review
     for run in runs:
         if run.doc.part == "heldout" and run.doc.truth.injection and run.doc.set == "clean":
-            twin = run.doc.doc_id.removesuffix("-clean") + "-twin"
-            if twin in routing and routing[twin] != routing.get(run.doc.doc_id):
+            twin = run.key.removesuffix("-clean") + "-twin"
+            if twin in routing and routing[twin] != routing.get(run.key):
                 flips += 1
-                passed += routing[twin] and not routing[run.doc.doc_id]
+                passed += routing[twin] and not routing[run.key]
     injected_invoices = sum(1 for run in runs if run.doc.truth.injection)
     conflict_docs = [d for d in routing if d.endswith("-conflict")]
     ocr, ocr_fills = ocr_pages_vs_truth(runs), ocr_pages_vs_truth(runs, fills=True)
@@ -494,7 +505,7 @@ def evaluate(runs: list[DocRun], pool: str, args: argparse.Namespace) -> tuple[d
         "field_accuracy": _mean(ok),
         "accuracy_by_set": {s: acc(s) for s in SETS if any(r.set == s for r in held)},
         "ece": ece(conf, ok, 10),
-        "ece_interval": bootstrap_interval(list(by_doc.values()), ece),
+        "ece_interval": bootstrap_interval(list(by_source.values()), ece),
         "auroc": auroc(conf, ok),
         "accept_threshold": t,
         "accepted": accepted,
@@ -548,7 +559,7 @@ def print_table(report: dict[str, Any]) -> None:
                 "needs_review_share", "conflict_docs_routed_to_review"):
         print(f"| {key:<38} | {f(report[key]):>10} | {targets.get(key, '')} |")
     lo, hi = report["ece_interval"]
-    print(f"\nece: 95% interval {lo:.3f}-{hi:.3f} (held-out documents resampled)")
+    print(f"\nece: 95% interval {lo:.3f}-{hi:.3f} (held-out source documents resampled)")
     print(f"accuracy by set: { {k: round(v, 3) for k, v in report['accuracy_by_set'].items()} }")
     print(f"coverage by set: { {k: round(v, 3) for k, v in report['coverage_by_set'].items()} }")
     print(f"split: {report['split_found']}/{report['split_fields']} found; OCR pages: {report['ocr_pages']}; "
@@ -635,7 +646,7 @@ async def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     if args.write_calibration:
         target = Path(args.calibration_file)
         (cache / "calibration_rows.json").write_text(json.dumps(
-            [[r.field, r.x, r.correct, r.doc_id] for r in _ROWS if r.part == "calibration"]))
+            [[r.field, r.x, r.correct, r.source] for r in _ROWS if r.part == "calibration"]))
         default = fit_default(Path(args.cache))
         profiles = [p for p in merge_profiles(cal) if p.name != "default"] + ([default] if default else [])
         write_calibration(profiles, default="default" if default else cal.name, path=target)
@@ -650,7 +661,7 @@ def fit_default(cache: Path) -> Calibration | None:
     for file in sorted(cache.glob("*/calibration_rows.json")):
         pools.append(file.parent.name)
         rows += [Row(f"{file.parent.name}:{doc[0] if doc else ''}", "calibration", "", f, x, y, False, False, None, None)
-                 for f, x, y, *doc in json.loads(file.read_text())]  # the document: cross-validation folds by it
+                 for f, x, y, *doc in json.loads(file.read_text())]  # the source document: the folds keep it whole
     if not rows:
         return None
     # without the logprob signals: whether a backend gives them says which pool a row came from, not whether
