@@ -3,7 +3,7 @@
 import random
 
 from embedded.eval.metrics import bootstrap_interval, ece
-from embedded.eval.run import FEATURES, L2_GRID, Row, _norm_text, attempted, cer, choose_l2, correct, fit
+from embedded.eval.run import FEATURES, L2_GRID, Row, _norm_text, attempted, by_matter, cer, choose_l2, correct, fit
 
 TRUE_PAGE = "ACME ROBOTICS, INC.\nBy: ______________________________\nName: Victor D. Chen\nContents ........ 4"
 
@@ -62,3 +62,17 @@ def test_the_ece_interval_resamples_whole_documents():
     lo, hi = bootstrap_interval(skewed, ece, resamples=200)
     assert hi - lo > 0.1
     assert bootstrap_interval([[(0.5, 1)]], ece, resamples=20) == (0.5, 0.5)
+
+
+def test_each_matter_is_scored_by_a_calibration_fitted_without_it():
+    rows = _rows(60, 0.3, 4)
+    for i, r in enumerate(rows):
+        r.doc_id = f"EVAL-{i // 40}/{r.doc_id}"  # three matters of 20 documents
+    report = by_matter(rows, "t", [], None)
+    assert report["matters"] == 3 and report["fields"] == len(rows)
+    assert report["auroc"] > 0.8 and report["ece"] < 0.1
+    # a field only one matter has, always right without any signal: a fit that saw the matter would learn that
+    unseen = [Row(r.doc_id, r.part, r.set, "case_number", [0.0] * len(FEATURES), 1, False, False, None, None)
+              if r.doc_id.startswith("EVAL-2") else r for r in rows]
+    assert by_matter(unseen, "t", [], None)["ece"] > 0.2
+    assert by_matter([r for r in rows if not r.doc_id.startswith("EVAL-2")], "t", [], None) is None  # two matters
