@@ -24,7 +24,7 @@ def normalize(value: Any) -> str:
         except (TypeError, ValueError):
             return f"{amount} {currency}"
     text = re.sub(r"\s+", " ", str(value)).strip().casefold()
-    return text.strip(" .,;:")
+    return re.sub(r"^the ", "", text.strip(" .,;:"))  # "The State of New York" is "State of New York"
 
 
 def _answers(field: str, output: dict[str, Any]) -> list[tuple[Any, int | None, str | None]]:

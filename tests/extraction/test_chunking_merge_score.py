@@ -43,6 +43,7 @@ def test_a_total_seen_in_two_chunks_is_one_candidate_not_a_sum():
     assert len(merged.fields["total_amount"]) == 1
     assert merged.fields["total_amount"][0].votes == 6
     assert normalize({"value": 1200, "currency": "usd"}) == "1200.00 USD"
+    assert normalize("The State of New York.") == normalize("State of New York") != normalize("New York")
 
 
 def test_agreement_grounding_and_ocr_confidence_drive_the_score():
