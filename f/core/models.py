@@ -113,6 +113,7 @@ class CallRecord(Record):
     attempts: int = 0
     usage: Usage = Field(default_factory=Usage)
     logprob_mean: float | None = Field(default=None, description="mean token logprob, where the backend gives it")
+    temperature: float = Field(default=0.0, description="sampled above 0 when a sibling sample had the same backend")
     output: dict[str, Any] | None = Field(default=None, description="the validated extraction, or None")
     error: str | None = None
 

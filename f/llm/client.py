@@ -69,6 +69,8 @@ class LLMResult(BaseModel):
     attempts: int
     """HTTP attempts made, 429s included"""
     logprob_mean: float | None = None
+    temperature: float = 0.0
+    """of the attempt that produced `parsed` (the pool's repeat_temperature on a sibling's backend)"""
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,8 @@ class LLMClient:
         """One validated JSON answer. `avoid`: backends to prefer not to use (used if nothing else
         can serve). `spread`: a set shared by sibling calls, e.g. the k samples of one chunk run
         concurrently: its members are avoided too, and each backend this call is admitted to is
-        added at admission, so siblings in flight land on different backends."""
+        added at admission, so siblings in flight land on different backends. A call that still lands on a
+        sibling's backend is sampled at the pool's `repeat_temperature`: an independent draw, not a copy."""
         if self._http is None:
             raise RuntimeError("use `async with LLMClient(...)` (or call __aenter__) before complete_json")
         start = self._clock()
@@ -242,6 +245,7 @@ class LLMClient:
         tokens = _estimate_tokens(messages, schema, max_tokens)
         history: list[Attempt] = []
         tried: set[str] = set()
+        claimed: set[str] = set()  # the backends this call added to `spread`
         last_failed: str | None = None
         failures = 0
         reason = f"attempt budget spent (max_attempts={self.pool.max_attempts})"
@@ -253,13 +257,18 @@ class LLMClient:
                 reason = ("deadline reached" if self._clock() >= deadline
                           else "no backend can take the request before the deadline (throttled, full or broken)")
                 break
-            if spread is not None:
-                spread.add(admitted[0].name)
-            attempt, result = await self._attempt(admitted, messages, schema, max_tokens, temperature, deadline,
+            name = admitted[0].name
+            repeat = spread is not None and name in spread and name not in claimed
+            if spread is not None and name not in spread:
+                spread.add(name)
+                claimed.add(name)
+            sampled = max(temperature, self.pool.repeat_temperature) if repeat else temperature
+            attempt, result = await self._attempt(admitted, messages, schema, max_tokens, sampled, deadline,
                                                   len(history) + 1)
             history.append(attempt)
             if result is not None:
-                return result.model_copy(update={"attempts": len(history), "latency_s": self._clock() - start})
+                return result.model_copy(update={"attempts": len(history), "latency_s": self._clock() - start,
+                                                 "temperature": sampled})
             tried.add(attempt.backend)
             # Not straight back to a backend that just failed (a 429 in between makes it "not straight")
             last_failed = None if attempt.outcome == "throttled" else attempt.backend

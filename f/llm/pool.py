@@ -127,6 +127,10 @@ class LLMPool(_Model):
         default=0.0, ge=0, description="how long a call may wait for a backend its sibling samples (`spread`) have "
         "not used before it takes one they have: 0 never waits; a pool of different models that should each "
         "answer once per chunk sets it")
+    repeat_temperature: float = Field(
+        default=0.7, ge=0, le=2, description="sampling temperature of a call sent to a backend that a sibling sample "
+        "(`spread`) already used: at the caller's temperature (0) it would repeat that answer and count as agreement; "
+        "sampled, it is an independent draw")
     output_profile: Literal["full", "compact"] = Field(
         default="full", description="what one extraction call asks for (see f.extraction.profiles)")
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)

@@ -136,6 +136,29 @@ async def test_spread_puts_concurrent_siblings_on_different_backends(http_mock):
     assert sorted(r.backend for r in siblings) == ["a", "b", "c"] and shared == {"a", "b", "c"}
 
 
+async def test_a_sample_that_lands_on_a_siblings_backend_is_sampled_not_copied(http_mock):
+    """k=3 on two backends: the third sample goes to one the others used; at temperature 0 it would repeat that
+    answer word for word and count as agreement."""
+    a, b = Recorder(completion()), Recorder(completion())
+    http_mock.post(url("a")).mock(side_effect=a)
+    http_mock.post(url("b")).mock(side_effect=b)
+    async with LLMClient(pool(entry("a", 1), entry("b", 2), repeat_temperature=0.8)) as client:
+        siblings: set[str] = set()
+        results = [await call(client, spread=siblings) for _ in range(3)]
+        await call(client)  # no siblings: the caller's temperature
+    temperatures = sorted(body["temperature"] for body in a.bodies + b.bodies)
+    assert temperatures == [0.0, 0.0, 0.0, 0.8], temperatures
+    assert [r.temperature for r in results] == [0.0, 0.0, 0.8]  # what the call record keeps
+
+
+async def test_a_retry_on_its_own_backend_keeps_the_callers_temperature(http_mock):
+    a = Recorder(httpx.Response(500), completion())
+    http_mock.post(url("a")).mock(side_effect=a)
+    async with LLMClient(pool(entry("a"))) as client:
+        assert (await call(client, spread=set())).attempts == 2
+    assert [body["temperature"] for body in a.bodies] == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("wait_s", [0.0, 30.0])
 async def test_spread_wait_keeps_one_sample_per_model_when_one_model_is_slower(http_mock, wait_s):
     """Two models serving one request at a time, one three times slower, four chunks of k=2 at once: without

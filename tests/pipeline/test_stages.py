@@ -179,3 +179,16 @@ async def test_a_plan_hinted_by_older_rules_or_none_gets_the_current_hint_when_s
     plan = await store.read_model(doc.chunk_plan, ChunkPlan)
     await split(store, doc, chunk_pages=2, overlap_chars=400, batch_size=2)  # current rules: the plan is kept as is
     assert (await store.read_model(doc.chunk_plan, ChunkPlan)) == plan
+
+
+async def test_samples_that_share_a_backend_are_separate_draws(store, sim_pool, sample_docs):
+    """A pool of one backend and k=2: the second sample of each chunk is drawn at the pool's repeat temperature
+    (at 0 it would repeat the first word for word and pass for agreement), and its record says so."""
+    pool, _ = sim_pool
+    one = {**pool, "backends": pool["backends"][:1]}
+    doc, *_ = await run_document(store, one, sample_docs[0], k=2)
+    records = [await store.read_model(n, CallRecord) for n in await store.list_names(f"{doc.prefix}extractions/")]
+    by_chunk: dict[str, list[float]] = {}
+    for r in records:
+        by_chunk.setdefault(r.chunk_id, []).append(r.temperature)
+    assert by_chunk and all(sorted(t) == [0.0, 0.7] for t in by_chunk.values()), by_chunk

@@ -55,6 +55,14 @@ def test_resources_validate_against_their_types(env):
         assert problems == [], f"{env}/{path}"
 
 
+def test_the_pool_type_offers_every_setting_the_client_reads():
+    from f.llm.pool import BackendConfig, LLMPool
+
+    schema = TYPES["llm_pool"]["schema"]
+    assert set(schema["properties"]) == set(LLMPool.model_fields)
+    assert set(schema["properties"]["backends"]["items"]["properties"]) == set(BackendConfig.model_fields)
+
+
 def test_type_validation_catches_a_bad_resource():
     bad = {"backends": [{"name": "x", "kind": "bedrock", "base_url": "http://x", "model": "m"}]}
     assert list(jsonschema.Draft202012Validator(TYPES["llm_pool"]["schema"]).iter_errors(bad))
