@@ -221,6 +221,10 @@ class Row:
     attempted: bool = False
 
     @property
+    def matter(self) -> str:
+        return self.doc_id.split("/")[0]
+
+    @property
     def source(self) -> str:
         """The source document: its clean, scanned and noisy renderings share their text and their calls'
         answers, so cross-validation and resampling keep them together."""
@@ -542,14 +546,14 @@ def by_matter(rows: list[Row], pool: str, backends: list[str], l2: float | None)
     """Every matter held out in turn: each field's confidence comes from a calibration fitted (as `fit` does,
     penalty and threshold included) on the other matters. The same question as the held-out half, answered
     with every matter's fields, so one pair of matters decides less of it."""
-    matters = sorted({r.doc_id.split("/")[0] for r in rows})
+    matters = sorted({r.matter for r in rows})
     if len(matters) < 3:
         return None
     scored: list[tuple[Row, float, bool]] = []  # row, confidence, accepted
     for m in matters:
-        cal = fit([r for r in rows if r.doc_id.split("/")[0] != m], pool, backends, l2)
+        cal = fit([r for r in rows if r.matter != m], pool, backends, l2)
         for r in rows:
-            if r.doc_id.split("/")[0] == m:
+            if r.matter == m:
                 c = cal.confidence(r.field, _signals(r))
                 scored.append((r, c, c >= cal.accept_threshold))
     conf, ok = [c for _, c, _ in scored], [r.correct for r, _, _ in scored]
