@@ -12,15 +12,14 @@ from f.core.models import Chunk
 from f.core.storage import open_store
 from f.extraction.chunking import content_hash
 from f.extraction.profiles import PROFILES
+from f.llm.client import LLMResult, Usage
 from f.pipeline.extract import Claim, _acquire, _one_call
 
 DOC = MatterPaths("M-CLAIMS").doc("d1")
 
 
-class FakeResult:
-    backend, model, latency_s, attempts, logprob_mean = "b0", "m", 0.1, 1, None
-    usage = type("U", (), {"prompt_tokens": 1, "completion_tokens": 1})()
-    parsed = {"document_type": {"value": "invoice", "page": 1, "quote": "INVOICE"}}
+PAID = LLMResult(parsed={"document_type": {"value": "invoice", "page": 1, "quote": "INVOICE"}}, backend="b0", model="m",
+                 latency_s=0.1, usage=Usage(prompt_tokens=1, completion_tokens=1), attempts=1)
 
 
 class FakeClient:
@@ -33,7 +32,7 @@ class FakeClient:
     async def complete_json(self, **_kw):
         self.paid += 1
         await asyncio.sleep(self.seconds)
-        return FakeResult()
+        return PAID
 
 
 def chunk() -> Chunk:
