@@ -42,6 +42,7 @@ from f.extraction.merge import LIST_FIELDS, normalize
 LOW_PAGE_CONFIDENCE = 0.8
 WORD_FLOOR = 50
 NEAR_WORDS = 15
+RUN_ON_CHARS = 400  # of a neighbouring page, where a value cut by a page break goes on
 REQUIRED: dict[str, tuple[str, ...]] = {
     "*": ("document_type", "client_name", "document_date"),
     "engagement_letter": ("matter_number",),
@@ -110,13 +111,15 @@ class Signals:
         return asdict(self)
 
 
-def _page_text(pages: dict[int, PageText], page: int | None, *, run_on: bool = False) -> str:
-    """The cited page's text; with run_on, followed by the head of the next page (a value cut by the break)."""
+def _page_text(pages: dict[int, PageText], page: int | None, *, run_on: bool = False, run_in: bool = False) -> str:
+    """The cited page's text; with run_on, followed by the head of the next page (a value cut by the break),
+    with run_in, after the tail of the page before (a value the page finishes)."""
     found = pages.get(page or -1)
     if found is None:
         return ""
-    nxt = pages.get((page or 0) + 1)
-    return found.text + ("\n" + nxt.text[:400] if run_on and nxt else "")
+    before, after = pages.get(found.page - 1), pages.get(found.page + 1)
+    head = before.text[-RUN_ON_CHARS:] + "\n" if run_in and before else ""
+    return head + found.text + ("\n" + after.text[:RUN_ON_CHARS] if run_on and after else "")
 
 
 def grounding(candidate: Candidate, pages: dict[int, PageText]) -> float:
@@ -211,14 +214,11 @@ def _words(text: str) -> list[str]:
 def stands_on_page(name: str, candidate: Candidate, pages: dict[int, PageText]) -> bool:
     """Every word of one of the value's written forms stands on the cited page, near one another (in any order:
     "8 September 2023"), or across one of its breaks (the tail of the page before, the head of the next), where
-    OCR may have misread a letter of a longer word (not a digit: numbers match digit for digit). A value no page states (a model's invention, a label copied
-    from the prompt, a sentence it rewrote) fails."""
-    page = pages.get(candidate.page or -1)
-    if page is None:
+    OCR may have misread a letter of a longer word (not a digit: numbers match digit for digit). A value no page
+    states (a model's invention, a label copied from the prompt, a sentence it rewrote) fails."""
+    words = _words(_page_text(pages, candidate.page, run_on=True, run_in=True))
+    if not words:
         return False
-    before, after = pages.get(page.page - 1), pages.get(page.page + 1)
-    text = (before.text[-400:] if before else "") + "\n" + page.text + "\n" + (after.text[:400] if after else "")
-    words = _words(text)
     digits = [_ALNUM.sub("", w) if any(c.isdigit() for c in w) else None for w in words]
 
     def where(word: str) -> list[int]:

@@ -178,7 +178,8 @@ async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: C
             backend=result.backend, model=result.model, latency_s=round(result.latency_s, 3),
             attempts=result.attempts,
             usage=Usage(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens),
-            logprob_mean=result.logprob_mean, temperature=result.temperature, output=PROFILES[client.pool.output_profile].to_output(result.parsed, chunk, request.schema),
+            logprob_mean=result.logprob_mean, temperature=result.temperature,
+            output=PROFILES[client.pool.output_profile].to_output(result.parsed, chunk, request.schema),
         )
         await _save(store, path, record)
         return "ok"
