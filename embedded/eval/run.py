@@ -274,6 +274,7 @@ def fit(rows: list[Row], name: str, backends: list[str], l2: float | None = None
             cal = Calibration(name=name, intercept=round(cal.intercept * scale + shift, 5),
                               coef={f: round(v * scale, 5) for f, v in cal.coef.items()},
                               field_offsets={f: round(v * scale, 5) for f, v in cal.field_offsets.items()},
+                              empty_offsets={f: round(v * scale, 5) for f, v in cal.empty_offsets.items()},
                               backends=cal.backends, fitted={"platt_scale": round(scale, 4),
                                                              "platt_shift": round(shift, 4)})
     for r in rows:
@@ -319,8 +320,12 @@ def choose_l2(rows: list[Row], drop: tuple[str, ...] = ()) -> float:
 
 def _fit(rows: list[Row], name: str, backends: list[str], l2: float, drop: tuple[str, ...]) -> Calibration:
     ordered = sorted(set(r.field for r in rows))
-    columns = list(FEATURES) + [f"field:{f}" for f in ordered]  # one offset per field: how hard the field is
-    x_all = [r.x + [1.0 if r.field == f else 0.0 for f in ordered] for r in rows]
+    # one offset per field and kind of answer: how hard the field is to read, and how often it is rightly empty
+    offsets = [(kind, f) for kind in ("field", "empty") for f in ordered]
+    columns = list(FEATURES) + [f"{kind}:{f}" for kind, f in offsets]
+    empty = FEATURES.index("empty")
+    x_all = [r.x + [1.0 if r.field == f and (kind == "empty") == bool(r.x[empty]) else 0.0 for kind, f in offsets]
+             for r in rows]
     y = [r.correct for r in rows]
     dropped: set[str] = set(drop)
     while True:  # sign constraints by an active set: drop a wrong-signed column, refit
@@ -334,6 +339,7 @@ def _fit(rows: list[Row], name: str, backends: list[str], l2: float, drop: tuple
     return Calibration(name=name, intercept=round(intercept, 5),
                        coef={f: round(found.get(f, 0.0), 5) for f in FEATURES},
                        field_offsets={f: round(found.get(f"field:{f}", 0.0), 5) for f in ordered},
+                       empty_offsets={f: round(found.get(f"empty:{f}", 0.0), 5) for f in ordered},
                        backends=tuple(backends))
 
 

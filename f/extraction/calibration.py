@@ -1,7 +1,9 @@
 """Calibrated field confidence: a logistic model over a field's signals, fitted per LLM pool.
 
-P(value right) = sigmoid(intercept + sum(coef[f] * x[f]) + field_offset[name]), with x the signals of
-`f.extraction.score.Signals` (logprob split into its value and whether the backends gave one).
+P(value right) = sigmoid(intercept + sum(coef[f] * x[f]) + offset), with x the signals of
+`f.extraction.score.Signals` (logprob split into its value and whether the backends gave one), and the offset
+the field's own: `field_offsets[name]` for a value, `empty_offsets[name]` for an empty answer (how often a
+field is rightly empty depends on the field: most documents hold no court, many state a total the models miss).
 
 The fitted coefficients live in `f.extraction.calibration_v1` (a Python module, so that it ships with the
 Windmill scripts; `scripts/eval --write-calibration` writes it). Each profile there names the backends it was
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 
 FEATURES: tuple[str, ...] = ("agreement", "margin", "backends", "grounding", "value_found", "exact", "ocr",
                              "logprob", "has_logprob", "valid", "empty", "expected_missing", "quality")
+_EMPTY = FEATURES.index("empty")
 
 
 class HasSignals(Protocol):
@@ -47,11 +50,12 @@ class Calibration:
     accept_threshold: float = 0.7
     backends: tuple[str, ...] = ()
     fitted: dict[str, Any] = field(default_factory=dict)  # provenance: corpus, rows, date, metrics
+    empty_offsets: dict[str, float] = field(default_factory=dict)
 
     def logit(self, name: str, signals: HasSignals | Mapping[str, Any]) -> float:
         x = features(signals)
-        return self.intercept + self.field_offsets.get(name, 0.0) + sum(
-            self.coef.get(f, 0.0) * v for f, v in zip(FEATURES, x))
+        offsets = self.empty_offsets if x[_EMPTY] else self.field_offsets
+        return self.intercept + offsets.get(name, 0.0) + sum(self.coef.get(f, 0.0) * v for f, v in zip(FEATURES, x))
 
     def confidence(self, name: str, signals: HasSignals | Mapping[str, Any]) -> float:
         return sigmoid(self.logit(name, signals))
@@ -61,13 +65,15 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "intercept": self.intercept, "coef": self.coef,
-                "field_offsets": self.field_offsets, "accept_threshold": self.accept_threshold,
+                "field_offsets": self.field_offsets, "empty_offsets": self.empty_offsets,
+                "accept_threshold": self.accept_threshold,
                 "backends": list(self.backends), "fitted": self.fitted}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Calibration":
         return cls(name=data["name"], intercept=float(data["intercept"]), coef=dict(data["coef"]),
                    field_offsets=dict(data.get("field_offsets") or {}),
+                   empty_offsets=dict(data.get("empty_offsets") or {}),
                    accept_threshold=float(data.get("accept_threshold", 0.7)),
                    backends=tuple(data.get("backends") or ()), fitted=dict(data.get("fitted") or {}))
 

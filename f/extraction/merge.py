@@ -2,6 +2,7 @@
 
 Numbers are never added across chunks: a total seen in two chunks is one candidate with more votes.
 List fields (signatories) are concatenated and deduplicated name by name.
+A governing law counts by the one jurisdiction it names: "California Statutes 1927.03" is a vote for "California".
 """
 
 import re
@@ -9,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from f.core.models import Candidate, CallRecord
+from f.extraction.jurisdiction import jurisdiction
 from f.extraction.schema import CORE_FIELDS
 
 LIST_FIELDS = {"signatories"}
@@ -27,13 +29,21 @@ def normalize(value: Any) -> str:
     return re.sub(r"^the ", "", text.strip(" .,;:"))  # "The State of New York" is "State of New York"
 
 
-def _answers(field: str, output: dict[str, Any]) -> list[tuple[Any, int | None, str | None]]:
+def answer(field: str, value: Any) -> Any:
+    """The answer a value gives for its field: a governing law as the jurisdiction it names, if one."""
+    if field == "governing_law" and isinstance(value, str):
+        return jurisdiction(value) or value
+    return value
+
+
+def answers(field: str, output: dict[str, Any]) -> list[tuple[Any, int | None, str | None]]:
+    """A call's answers for a field, each with the page and quote it cites."""
     item = output.get(field) or {}
-    value = item.get("value")
+    value = item.get("value") if isinstance(item, dict) else None
     if value in (None, "", []):
         return []
-    values = value if field in LIST_FIELDS else [value]
-    return [(v, item.get("page"), item.get("quote")) for v in values if v not in (None, "")]
+    values = value if field in LIST_FIELDS and isinstance(value, list) else [value]
+    return [(answer(field, v), item.get("page"), item.get("quote")) for v in values if v not in (None, "")]
 
 
 class FieldTally:
@@ -80,5 +90,5 @@ def tally(records: list[CallRecord], expected_per_chunk: int = 0) -> dict[str, F
         if record.output is None:
             continue
         for field in CORE_FIELDS:
-            tallies[field].add(record, _answers(field, record.output))
+            tallies[field].add(record, answers(field, record.output))
     return tallies

@@ -37,12 +37,15 @@ from rapidfuzz import fuzz, process
 
 from f.core.models import CallRecord, Candidate, FieldResult, MergedRecord, PageConfidence, PageText, WordConfidence
 from f.extraction.calibration import Calibration, calibration_for
-from f.extraction.merge import LIST_FIELDS, normalize
+from f.extraction.merge import LIST_FIELDS, answers, normalize
 
 LOW_PAGE_CONFIDENCE = 0.8
 WORD_FLOOR = 50
 NEAR_WORDS = 15
 RUN_ON_CHARS = 400  # of a neighbouring page, where a value cut by a page break goes on
+# Words that stand near a field's value wherever a document states it: a state named in an address or a
+# company's place of incorporation is no governing law.
+CUES: dict[str, frozenset[str]] = {"governing_law": frozenset({"law", "laws", "governed", "governing"})}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "*": ("document_type", "client_name", "document_date"),
     "engagement_letter": ("matter_number",),
@@ -215,7 +218,8 @@ def stands_on_page(name: str, candidate: Candidate, pages: dict[int, PageText]) 
     """Every word of one of the value's written forms stands on the cited page, near one another (in any order:
     "8 September 2023"), or across one of its breaks (the tail of the page before, the head of the next), where
     OCR may have misread a letter of a longer word (not a digit: numbers match digit for digit). A value no page
-    states (a model's invention, a label copied from the prompt, a sentence it rewrote) fails."""
+    states (a model's invention, a label copied from the prompt, a sentence it rewrote) fails, and so does one
+    that stands away from its field's cue words (CUES)."""
     words = _words(_page_text(pages, candidate.page, run_on=True, run_in=True))
     if not words:
         return False
@@ -229,10 +233,11 @@ def stands_on_page(name: str, candidate: Candidate, pages: dict[int, PageText]) 
             return [i for i, w in enumerate(words) if w == word]
         return [i for _, _, i in process.extract(word, words, scorer=fuzz.ratio, score_cutoff=80, limit=None)]
 
+    cue = [i for i, w in enumerate(words) if w in CUES[name]] if name in CUES else None
     for form in (_words(f) for f in value_forms(name, candidate.value)):
         if not form or sum(map(len, form)) < 3:
             continue
-        spots = [where(w) for w in dict.fromkeys(form)]
+        spots = [where(w) for w in dict.fromkeys(form)] + ([cue] if cue is not None else [])
         reach = len(form) + NEAR_WORDS  # a running footer may stand between the halves of a cut value
         if all(spots) and any(all(any(abs(i - j) <= reach for j in s) for s in spots) for i in min(spots, key=len)):
             return True
@@ -319,12 +324,9 @@ class CallIndex:
         for call in calls:
             if call.output is None or call.logprob_mean is None:
                 continue
-            for name, item in call.output.items():
-                value = (item or {}).get("value") if isinstance(item, dict) else None
-                if value in (None, "", []):
-                    continue
-                for v in (value if name in LIST_FIELDS and isinstance(value, list) else [value]):
-                    self.logprobs.setdefault((name, normalize(v)), []).append(call.logprob_mean)
+            for name in call.output:
+                for value, _, _ in answers(name, call.output):
+                    self.logprobs.setdefault((name, normalize(value)), []).append(call.logprob_mean)
 
     def logprob(self, name: str, value: Any) -> float | None:
         found = self.logprobs.get((name, normalize(value)))

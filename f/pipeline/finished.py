@@ -19,7 +19,7 @@ from f.core.storage import BlobStore, NotFound
 from f.extraction.prompt import PROMPT_VERSION
 from f.extraction.schema import SCHEMA_VERSION
 
-FINISHED_VERSION = "f1"
+FINISHED_VERSION = "f2"
 """Bump it when merge or score change what a finished result holds: every document is then done again
 (merge and score only: the LLM calls stay cached under their own hashes)."""
 

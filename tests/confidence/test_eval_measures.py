@@ -51,6 +51,23 @@ def test_the_penalty_is_chosen_on_left_out_documents():
     assert cal.fitted["l2"] == min(L2_GRID) and cal.coef["agreement"] > 5
 
 
+def test_how_often_an_empty_answer_is_right_is_fitted_per_field():
+    """Most documents hold no court, so an empty court is right; many state a total the models miss, so an
+    empty total is often wrong. One shared `empty` weight would put both at the mean."""
+    rng = random.Random(5)
+    empty = [0.0] * len(FEATURES)
+    empty[FEATURES.index("empty")] = 1.0
+    rows = []
+    for d in range(60):
+        for field, right in (("court", 0.95), ("total_amount", 0.5)):
+            rows.append(Row(f"d{d}", "calibration", "clean", field, list(empty), int(rng.random() < right), True,
+                            False, None, None))
+    cal = fit(rows, "t", [])
+    court, total = (cal.confidence(f, dict(zip(FEATURES, empty))) for f in ("court", "total_amount"))
+    assert court > 0.85 and 0.35 < total < 0.65
+    assert cal.empty_offsets["court"] > cal.empty_offsets["total_amount"]
+
+
 def test_the_ece_interval_resamples_whole_documents():
     rng = random.Random(3)
     calibrated = [[(0.8, int(rng.random() < 0.8)) for _ in range(10)] for _ in range(40)]

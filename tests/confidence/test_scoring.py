@@ -131,10 +131,10 @@ def test_a_value_no_page_states_loses_to_one_that_stands_there_whatever_its_vote
     records = [record("c4", s, f"b{s}", governing_law=invented) for s in range(2)]
     records.append(record("c4", 2, "b2", governing_law=("State of Delaware", 4, "the laws of the State of Delaware")))
     merged = merged_from(records)
-    assert merged.fields["governing_law"][0].value == "The Law of the State of California"  # most votes
+    assert merged.fields["governing_law"][0].value == "California"  # most votes
     scored = score_all(merged, list(pages.values()), records, UNFITTED)["governing_law"]
-    assert scored.result.value == "State of Delaware"
-    assert [c.value for c in scored.result.candidates] == ["The Law of the State of California"]
+    assert scored.result.value == "Delaware"
+    assert [c.value for c in scored.result.candidates] == ["California"]
     assert scored.signals.margin == 0.0  # it won on evidence, not on votes
     assert stands_on_page("governing_law", Candidate(value="Delaware", votes=1, backends=[], page=5), pages)
     assert not stands_on_page("governing_law", Candidate(value="Delaware", votes=1, backends=[], page=3), pages)
@@ -146,6 +146,28 @@ def test_a_value_no_page_states_loses_to_one_that_stands_there_whatever_its_vote
     for day in ("2023-09-08",):
         assert stands_on_page("document_date", Candidate(value=day, votes=1, backends=[], page=1), dated)
     assert not stands_on_page("document_date", Candidate(value="2023-09-18", votes=1, backends=[], page=1), dated)
+
+
+def test_a_governing_law_is_the_jurisdiction_it_names_and_stands_only_in_a_clause_about_law():
+    """Three ways of naming California are three votes for it; a state that stands only in an address is no
+    governing law, however many samples copied it from there."""
+    p1 = page(1, "Crestline Foods Corp., with its place of business at 2800 Lakeshore Avenue, Oakland, California "
+                 "94606 (Client), and Meridian Cloud Services LLC, with offices in Austin, Texas.")
+    p5 = page(5, "12.16 Governing Law. This Agreement is governed by the laws of the State of New York, without "
+                 "giving effect to any conflict of law provision.")
+    californian = ["California Statutes 1927.03", "State of California", "the laws of California"]
+    records = [record(f"c{s}", 0, "b0", governing_law=(v, 1, None)) for s, v in enumerate(californian)]
+    records.append(record("c5", 0, "b1", governing_law=("Jurisdiction of the State of New York, New York", 5, None)))
+    records.append(record("c6", 0, "b1", governing_law=("State or Federal Court", 1, None)))
+    merged = merged_from(records)
+    assert [(c.value, c.votes) for c in merged.fields["governing_law"]] == [
+        ("California", 3), ("State or Federal Court", 1), ("New York", 1)]
+    assert not stands_on_page("governing_law", merged.fields["governing_law"][0], {1: p1, 5: p5})
+    assert stands_on_page("governing_law", merged.fields["governing_law"][2], {1: p1, 5: p5})
+    scored = score_all(merged, [p1, p5], records, UNFITTED)["governing_law"]
+    assert scored.result.value == "New York" and scored.result.page == 5
+    # the cue words are the governing law's only: a client named near an address still stands
+    assert stands_on_page("client_name", Candidate(value="Crestline Foods Corp.", votes=1, backends=[], page=1), {1: p1})
 
 
 def test_a_list_field_drops_a_one_off_misspelling():
@@ -181,7 +203,7 @@ def test_the_written_calibration_module_round_trips(tmp_path):
     from embedded.eval.run import write_calibration
 
     cal = Calibration("x", 0.5, {f: 0.1 for f in FEATURES}, {"court": -0.2}, 0.8, ("b1",),
-                      {"rows": 10, "heldout": {"ece": float("nan")}})
+                      {"rows": 10, "heldout": {"ece": float("nan")}}, empty_offsets={"court": 1.5})
     target = tmp_path / "calibration_x.py"
     write_calibration([cal], "x", target)
     spec = importlib.util.spec_from_file_location("calibration_x", target)
@@ -189,7 +211,11 @@ def test_the_written_calibration_module_round_trips(tmp_path):
     spec.loader.exec_module(module)
     back = Calibration.from_dict(module.CALIBRATION["profiles"][0])
     assert back.coef == cal.coef and back.field_offsets == cal.field_offsets and back.fitted["heldout"]["ece"] is None
+    assert back.empty_offsets == cal.empty_offsets
     assert back.confidence("court", {"agreement": 1.0}) == pytest.approx(cal.confidence("court", {"agreement": 1.0}))
+    # an empty answer takes the field's empty offset, a value its field offset
+    assert back.logit("court", {"empty": 1.0}) - back.logit("client_name", {"empty": 1.0}) == pytest.approx(1.5)
+    assert back.logit("court", {"agreement": 1.0}) - back.logit("client_name", {"agreement": 1.0}) == pytest.approx(-0.2)
 
 
 def test_statistics():
