@@ -157,9 +157,7 @@ async def _one_call(client: LLMClient, store: BlobStore, doc: DocPaths, chunk: C
     """'cached', 'ok' or 'failed' for one sample of one chunk."""
     key = call_hash(chunk, sample, request)
     path = doc.extraction(chunk.chunk_id, key)
-    if await store.exists(path):
-        return "cached"
-    try:
+    try:  # looks for the record first: a cached call costs one request
         claim = await _claim_call(store, doc, chunk.chunk_id, key, client.pool.deadline_s + 2 * CLAIM_TTL_S)
     except ClaimTimeout as e:
         log.warning("chunk %s sample %d: %s", chunk.chunk_id, sample, e)
